@@ -1,0 +1,332 @@
+"""The bot: wires the transport, the network state, the dispatcher, the outbox and the jobs.
+
+Everything runs on one thread, in :meth:`Bot.run`'s loop: ``select`` on the server socket and
+a wake-up pipe, hand readable data to the reactor, run due scheduler jobs and timers, drain
+the output queue. Other threads (tests, signal handlers) talk to the loop only through
+:meth:`Bot.call_soon`, so no state is shared without the loop's knowledge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import select
+from collections.abc import Callable
+from typing import Any
+
+import irc.client
+from sqlalchemy.engine import Engine
+
+from ircbot import storage
+from ircbot.clock import Clock, SystemClock
+from ircbot.config import Config
+from ircbot.context import JobContext
+from ircbot.delivery import Delivery
+from ircbot.dispatch import Dispatcher, RateLimiter
+from ircbot.network import NetworkState
+from ircbot.plugin import Job, Plugin
+from ircbot.resolver import Resolver
+from ircbot.transport import Transport
+
+__all__ = ["Bot"]
+
+logger = logging.getLogger(__name__)
+Event = irc.client.Event
+
+
+def _tags(event: Event) -> dict[str, str | None]:
+    return {t["key"]: t["value"] for t in event.tags} if event.tags else {}
+
+
+class Bot:
+    """One bot on one network. Build it, then :meth:`run` it (blocks until :meth:`stop`)."""
+
+    def __init__(
+        self,
+        config: Config,
+        plugins: list[Plugin],
+        *,
+        clock: Clock | None = None,
+        engine: Engine | None = None,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.clock = clock or SystemClock()
+        self.engine = engine or storage.make_engine(config.database.url)
+        self.session_factory = storage.make_session_factory(self.engine)
+        self.network = NetworkState(config.bot.identity, config.irc.channels)
+        self.transport = Transport(
+            config.irc,
+            sasl_password=config.sasl_password() if config.irc.sasl_username else None,
+            clock=self.clock.monotonic,
+        )
+        self.transport.fold = self.network.fold
+        self.network.caps = self.transport.caps
+        self.resolver = Resolver(
+            self.network, self.transport.send, self.clock.monotonic, config.bot.whois_timeout
+        )
+        self.delivery = Delivery(
+            self.session_factory,
+            self.clock,
+            self.network,
+            self.resolver,
+            self.transport.say,
+            [h for p in plugins for h in p.event_handlers.get("delivered", [])],
+            refresh=self._refresh_accounts,
+        )
+        self.dispatcher = Dispatcher(
+            plugins,
+            plugin_configs=config.plugins,
+            prefix=config.bot.prefix,
+            network=self.network,
+            resolver=self.resolver,
+            session_factory=self.session_factory,
+            clock=self.clock,
+            limiter=RateLimiter(config.bot.user_burst, config.bot.user_rate, self.clock.monotonic),
+            say=self.transport.say,
+            notified=self.delivery.notified,
+        )
+        self.exit_code = 0
+        self._calls: queue.SimpleQueue[Callable[[], Any]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._running = False
+        self._next_sweep = 0.0
+        self._next_refresh = 0.0
+        self._install_handlers()
+
+    # -- plumbing IRC events into the state --------------------------------------------
+    def _install_handlers(self) -> None:
+        add = self.transport.reactor.add_global_handler
+        add("pubmsg", self._on_pubmsg, 0)
+        add("privmsg", self._on_privmsg, 0)
+        add("featurelist", self._on_isupport, 0)
+        add("welcome", self._on_welcome, 0)
+        add("join", self._on_join, 0)
+        add("part", self._on_part, 0)
+        add("kick", self._on_kick, 0)
+        add("quit", self._on_quit, 0)
+        add("nick", self._on_nick, 0)
+        add("account", self._on_account, 0)
+        add("away", self._on_away, 0)
+        add("chghost", self._on_chghost, 0)
+        add("namreply", self._on_names, 0)
+        add("whoreply", self._on_whoreply, 0)
+        add("whospcrpl", self._on_whox, 0)
+        add("whoisuser", lambda c, e: self.resolver.on_whois_user(*e.arguments[:3]), 0)
+        add("whoisaccount", lambda c, e: self.resolver.on_whois_account(*e.arguments[:2]), 0)
+        add("nosuchnick", lambda c, e: self.resolver.on_no_such_nick(e.arguments[0]), 0)
+        add("endofwhois", lambda c, e: self.resolver.on_end_of_whois(e.arguments[0]), 0)
+        self.transport.on_registered.append(self._joined_server)
+        self.transport.on_disconnected.append(self._lost_server)
+
+    def _on_pubmsg(self, connection: Any, event: Event) -> None:
+        src = event.source
+        self.dispatcher.on_message(
+            src.nick, src.user, src.host, event.target, event.arguments[0], _tags(event)
+        )
+
+    def _on_privmsg(self, connection: Any, event: Event) -> None:
+        src = event.source
+        if not src.user:  # from a server, not a person
+            return
+        self.dispatcher.on_message(
+            src.nick, src.user, src.host, None, event.arguments[0], _tags(event)
+        )
+
+    def _on_isupport(self, connection: Any, event: Event) -> None:
+        self.network.set_casemapping(connection.features.casemapping)
+
+    def _on_welcome(self, connection: Any, event: Event) -> None:
+        self.network.own_nick = connection.get_nickname()
+
+    def _joined_server(self) -> None:
+        self.network.caps = self.transport.caps
+        for channel in self.config.irc.channels:
+            self.transport.send(f"JOIN {channel}")
+
+    def _lost_server(self) -> None:
+        self.network.reset()
+        self.resolver.reset()
+        self.delivery.reset()
+
+    def _on_join(self, connection: Any, event: Event) -> None:
+        src = event.source
+        account = (
+            event.arguments[0] if "extended-join" in self.network.caps and event.arguments else None
+        )
+        self.network.on_join(src.nick, src.user, src.host, event.target, account)
+        if self.network.is_me(src.nick):
+            whox = getattr(connection.features, "whox", None) is not None
+            self.transport.send(f"WHO {event.target} %tnuhaf,42" if whox else f"WHO {event.target}")
+            logger.info("joined %s", event.target)
+        else:
+            self.delivery.on_seen(src.nick)
+
+    def _on_part(self, connection: Any, event: Event) -> None:
+        self.network.on_part(event.source.nick, event.target)
+
+    def _on_kick(self, connection: Any, event: Event) -> None:
+        kicked = event.arguments[0]
+        self.network.on_kick(event.target, kicked)
+        if self.network.is_me(kicked):
+            logger.warning("kicked from %s; rejoining", event.target)
+            self.transport.send(f"JOIN {event.target}")
+
+    def _on_quit(self, connection: Any, event: Event) -> None:
+        self.network.on_quit(event.source.nick)
+
+    def _on_nick(self, connection: Any, event: Event) -> None:
+        self.network.on_nick(event.source.nick, event.target)
+        self.delivery.on_seen(event.target)
+
+    def _on_account(self, connection: Any, event: Event) -> None:
+        self.network.on_account(event.source.nick, event.target)
+        self.delivery.on_seen(event.source.nick)
+
+    def _on_away(self, connection: Any, event: Event) -> None:
+        nick = event.source.nick if event.source and event.source.user else None
+        if nick is None:  # 301 RPL_AWAY: "<me> <nick> :message"
+            self.resolver.on_whois_away(event.arguments[0])
+            return
+        back = not event.target and not event.arguments
+        self.network.on_away(nick, not back)
+        if back:
+            self.delivery.on_seen(nick)
+
+    def _on_chghost(self, connection: Any, event: Event) -> None:
+        self.network.on_chghost(event.source.nick, event.target, event.arguments[0])
+
+    def _on_names(self, connection: Any, event: Event) -> None:
+        self.network.on_names(event.arguments[1], event.arguments[2])
+
+    def _on_whoreply(self, connection: Any, event: Event) -> None:
+        channel, user, host, _server, nick, flags = event.arguments[:6]
+        self.network.on_who(channel, nick, user, host, flags, None)
+        self.delivery.on_seen(nick)
+
+    def _on_whox(self, connection: Any, event: Event) -> None:
+        if len(event.arguments) < 6 or event.arguments[0] != "42":
+            return
+        _token, user, host, nick, flags, account = event.arguments[:6]
+        self.network.on_who("", nick, user, host, flags, account)
+        self.delivery.on_seen(nick, fresh=True)
+
+    def _refresh_accounts(self) -> None:
+        """Ask the server (WHOX) for the accounts of everyone in the joined channels.
+
+        The delivery's way to find a recipient the server never told us about (no
+        ``extended-join``/``account-notify``); one line per channel, at most once per
+        ``[bot] away_poll``. Without WHOX a plain WHO tells no accounts: nothing to ask.
+        """
+        now = self.clock.monotonic()
+        features = self.transport.connection.features
+        if now < self._next_refresh or getattr(features, "whox", None) is None:
+            return
+        self._next_refresh = now + self.config.bot.away_poll
+        for channel in sorted(self.network.joined):
+            self.transport.send(f"WHO {channel} %tnuhaf,42")
+
+    # -- jobs -----------------------------------------------------------------------------
+    def job_context(self, plugin: str) -> JobContext:
+        return JobContext(
+            session_factory=self.session_factory,
+            config=self.config.plugins.get(plugin),
+            clock=self.clock,
+            network=self.network,
+        )
+
+    def run_job(self, job: Job) -> None:
+        """One run of a periodic job, in its own transaction; errors are logged, not fatal."""
+        ctx = self.job_context(job.plugin)
+        try:
+            job.handler(ctx)
+            ctx.finish(commit=True)
+        except Exception:
+            logger.exception("job %s.%s failed", job.plugin, job.name)
+            ctx.finish(commit=False)
+            return
+        self.dispatcher.flush(ctx.outgoing)
+        if ctx.notified:
+            self.delivery.notified(ctx.notified)
+
+    def run_jobs(self) -> None:
+        """Run every job now (tests that move the clock call this through call_soon)."""
+        for plugin in self.plugins:
+            for job in plugin.jobs:
+                self.run_job(job)
+
+    def _start_plugins(self) -> None:
+        for plugin in self.plugins:
+            for handler in plugin.event_handlers.get("start", []):
+                ctx = self.job_context(plugin.name)
+                try:
+                    handler(ctx)
+                    ctx.finish(commit=True)
+                except Exception:
+                    ctx.finish(commit=False)
+                    raise
+            for job in plugin.jobs:
+                self.transport.reactor.scheduler.execute_every(
+                    job.every, lambda job=job: self.run_job(job)
+                )
+
+    # -- the loop -------------------------------------------------------------------------
+    def call_soon(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the bot's thread at the next turn of the loop (thread-safe)."""
+        self._calls.put(fn)
+        with contextlib.suppress(BlockingIOError):  # a full pipe wakes the loop anyway
+            os.write(self._wake_w, b"x")
+
+    def stop(self, exit_code: int = 0) -> None:
+        """Ask the loop to QUIT and return (thread-safe, also from a signal handler)."""
+        self.exit_code = exit_code
+        self.call_soon(self._stop_now)
+
+    def _stop_now(self) -> None:
+        self._running = False
+
+    def prepare(self) -> None:
+        """Schema to head, plugins started, outbox loaded: everything before connecting."""
+        storage.migrate(self.engine, [p.migrations for p in self.plugins if p.migrations])
+        self._start_plugins()
+        self.delivery.load()
+
+    def run(self) -> int:
+        """Connect and serve until stopped; returns the exit code."""
+        self.prepare()
+        self._running = True
+        self.transport.connect()
+        try:
+            while self._running:
+                self._turn()
+        finally:
+            self.transport.quit("Shutting down")
+            self.engine.dispose()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+        return self.exit_code
+
+    def _turn(self) -> None:
+        reactor = self.transport.reactor
+        sockets = reactor.sockets
+        timeout = self.transport.next_deadline()
+        readable, _, _ = select.select([*sockets, self._wake_r], [], [], timeout)
+        if self._wake_r in readable:
+            readable.remove(self._wake_r)
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 4096)
+            while not self._calls.empty():
+                self._calls.get_nowait()()
+        if readable:
+            reactor.process_data(readable)
+        reactor.process_timeout()
+        self.transport.tick()
+        self.resolver.expire()
+        now = self.clock.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.config.bot.away_poll
+            self.delivery.sweep()

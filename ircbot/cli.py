@@ -1,0 +1,238 @@
+"""The ``ircbot`` command: run the bot, write a starter config, check it, migrate the database.
+
+``-c FILE`` belongs to the group and comes before the command (``ircbot -c bot.toml run``).
+Plugins add their own commands (``ircbot trainee list`` ...) through ``Plugin.cli``; they
+reach the configuration and the database through the :class:`App` in ``click``'s ``ctx.obj``.
+Configuration problems print one line naming the file and key and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ircbot.clock import Clock, SystemClock
+from ircbot.config import (
+    Config,
+    ConfigError,
+    load_config,
+    render_config,
+    starter_config,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+__all__ = ["App", "main"]
+
+logger = logging.getLogger(__name__)
+DEFAULT_CONFIG = "ircbot.toml"
+
+
+def _installed_plugins() -> dict[str, Any]:
+    """Every installed plugin by entry-point name (their CLI and config schemas are known
+    even before a config file says which are enabled)."""
+    from importlib.metadata import entry_points
+
+    from ircbot.plugin import ENTRY_POINT_GROUP, Plugin
+
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not break the CLI
+            logger.warning("cannot load plugin %s: %s", ep.name, exc)
+            continue
+        if isinstance(obj, Plugin):
+            found[ep.name] = obj
+    return found
+
+
+class App:
+    """What every subcommand needs, loaded on first use so ``ircbot init`` needs no file."""
+
+    def __init__(self, config_path: str, clock: Clock | None = None) -> None:
+        self.config_path = config_path
+        self.clock: Clock = clock or SystemClock()
+        self._config: Config | None = None
+        self._session_factory: Any = None
+
+    @functools.cached_property
+    def installed_plugins(self) -> dict[str, Any]:
+        return _installed_plugins()
+
+    def plugin_schemas(self) -> dict[str, type]:
+        return {name: p.config for name, p in self.installed_plugins.items() if p.config}
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path, self.plugin_schemas())
+        return self._config
+
+    def plugins(self) -> list[Any]:
+        from ircbot.plugin import load_plugins
+
+        try:
+            return load_plugins(self.config.bot.plugins)
+        except LookupError as exc:
+            raise ConfigError(f"{self.config.source}: [bot] plugins: {exc}") from None
+
+    def engine(self) -> Any:
+        from ircbot import storage
+
+        engine = storage.make_engine(self.config.database.url)
+        storage.migrate(engine, [p.migrations for p in self.plugins() if p.migrations])
+        return engine
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work on the migrated database."""
+        from ircbot import storage
+
+        if self._session_factory is None:
+            self._session_factory = storage.make_session_factory(self.engine())
+        with storage.transaction(self._session_factory) as session:
+            yield session
+
+
+def _fail_on_config_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+class _PluginGroup(click.Group):
+    """A group whose commands include those of every installed plugin."""
+
+    def _plugin_commands(self) -> dict[str, click.Command]:
+        commands = {}
+        for plugin in _installed_plugins().values():
+            for command in plugin.cli_commands:
+                commands[command.name] = command
+        return commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugin_commands()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, name) or self._plugin_commands().get(name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_PluginGroup)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="The configuration file.",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: str) -> None:
+    """livechat-bot: runs a support team's trainee approvals on IRC."""
+    ctx.obj = App(config_path)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@main.command()
+@click.pass_obj
+def run(app: App) -> None:
+    """Connect and serve in the foreground until SIGTERM or SIGINT."""
+    from ircbot.bot import Bot
+    from ircbot.transport import FatalError
+
+    config = app.config
+    _setup_logging(config.bot.log_level)
+    bot = Bot(config, app.plugins(), clock=app.clock)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: bot.stop(0))
+    try:
+        code = bot.run()
+    except FatalError as exc:
+        logger.error("%s", exc)
+        sys.exit(1)
+    logger.info("stopped")
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.pass_obj
+def init(app: App, force: bool) -> None:
+    """Write a commented starter configuration (to -c's path)."""
+    path = Path(app.config_path)
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; use --force to overwrite it")
+    try:
+        path.write_text(starter_config(app.plugin_schemas()), encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
+    click.echo(f"wrote {path}; check it with: ircbot -c {path} config check")
+
+
+@main.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("check")
+@click.pass_obj
+def config_check(app: App) -> None:
+    """Validate the configuration and print it as the bot sees it, secrets masked."""
+    cfg = app.config
+    app.plugins()
+    if cfg.irc.sasl_username:
+        cfg.sasl_password()  # the secret must be readable, though it is never printed
+    click.echo(render_config(cfg, mask=True), nl=False)
+    click.echo(f"# {cfg.source}: OK", err=True)
+
+
+@config.command("reference")
+@click.pass_obj
+def config_reference(app: App) -> None:
+    """Print every key of every installed section as a Markdown table (the README's)."""
+    from ircbot.config import CORE_SECTIONS, reference_table
+
+    click.echo(reference_table({**CORE_SECTIONS, **app.plugin_schemas()}))
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(app: App) -> None:
+    """Bring the database schema to the newest migration."""
+    app.engine().dispose()
+    click.echo("database is at the newest schema")

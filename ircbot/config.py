@@ -1,0 +1,408 @@
+"""Configuration: one TOML file plus ``IRCBOT_<SECTION>__<KEY>`` overrides, checked at start.
+
+Each section is a frozen dataclass whose fields carry a one-line description in their metadata
+(see :func:`option`). That one declaration gives the typed object the code reads, the
+validation (unknown keys, wrong types, bad values), the starter file ``ircbot init`` writes and
+the reference table in the README, so the four cannot drift apart. Plugins declare their own
+section the same way.
+
+Errors are :class:`ConfigError` with one line that names the file (or environment variable)
+and the key, because the person reading it is setting up a bot, not debugging Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BotConfig",
+    "Config",
+    "ConfigError",
+    "DatabaseConfig",
+    "IrcConfig",
+    "option",
+    "parse_section",
+    "render_section",
+]
+
+ENV_PREFIX = "IRCBOT_"
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for the person who wrote the file."""
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[Any, ...] | None = None,
+    minimum: float | None = None,
+    secret: bool = False,
+) -> Any:
+    """Declare a config key: its default, its one-line description and its limits."""
+    meta = {"help": help, "choices": choices, "minimum": minimum, "secret": secret}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class IrcConfig:
+    """Where to connect and how to behave on the wire."""
+
+    host: str = option("127.0.0.1", "IRC server host name; also the name TLS verifies")
+    port: int = option(6667, "IRC server port (6697 is the usual TLS port)", minimum=1)
+    tls: bool = option(False, "connect with TLS")
+    tls_verify: bool = option(True, "verify the server's TLS certificate and host name")
+    nick: str = option("livechat-bot", "the nick the bot wants")
+    alt_nicks: list[str] = option([], "nicks to try, in order, while the wanted one is taken")
+    username: str = option("livechat", "the user (ident) name")
+    realname: str = option("livechat trainee-approval bot", "the real name (gecos)")
+    channels: list[str] = option(["#livechat"], "channels to join")
+    sasl_username: str = option("", "services account for SASL PLAIN; empty: no SASL")
+    sasl_password_env: str = option("", "name of the environment variable holding the password")
+    sasl_password_file: str = option("", "file holding the SASL password (first line)")
+    sasl_required: bool = option(True, "if SASL login fails: true aborts, false continues")
+    sasl_timeout: float = option(15.0, "seconds to wait for SASL to finish", minimum=1)
+    caps: list[str] = option(
+        [
+            "sasl",
+            "account-tag",
+            "account-notify",
+            "extended-join",
+            "multi-prefix",
+            "message-tags",
+            "server-time",
+            "chghost",
+            "away-notify",
+        ],
+        "IRCv3 capabilities to request when the server offers them",
+    )
+    flood_burst: int = option(4, "lines the bot may send at once", minimum=1)
+    flood_rate: float = option(1.0, "lines per second after the burst", minimum=0.01)
+    connect_timeout: float = option(10.0, "seconds to wait for a TCP/TLS connection", minimum=1)
+    ping_timeout: float = option(240.0, "seconds of silence before the link is dead", minimum=5)
+    reconnect_min: float = option(2.0, "first reconnect delay, seconds", minimum=0.1)
+    reconnect_max: float = option(300.0, "longest reconnect delay, seconds", minimum=1)
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    """How the bot reads commands and whom it believes."""
+
+    prefix: str = option("!", "command prefix in channels and private messages")
+    identity: str = option(
+        "account",
+        "account: trust services accounts; hostmask: trust nick!user@host masks",
+        choices=("account", "hostmask"),
+    )
+    plugins: list[str] = option(["livechat"], "plugins to enable (entry points ircbot.plugins)")
+    log_level: str = option("INFO", "log level on stderr", choices=_LOG_LEVELS)
+    user_burst: int = option(5, "commands one person may send at once", minimum=1)
+    user_rate: float = option(0.5, "commands per second per person after the burst", minimum=0.01)
+    whois_timeout: float = option(
+        5.0, "seconds to wait for a WHOIS that tells an account", minimum=0.1
+    )
+    away_poll: float = option(
+        60.0, "seconds between checks on people with messages waiting (arrived, back)", minimum=1
+    )
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """Where state lives."""
+
+    url: str = option(
+        "sqlite:///ircbot.db",
+        "SQLAlchemy URL; sqlite paths are relative to the working directory",
+        secret=True,
+    )
+
+
+_CORE_SECTIONS: dict[str, type] = {"irc": IrcConfig, "bot": BotConfig, "database": DatabaseConfig}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole checked configuration, core sections typed, plugin sections by name."""
+
+    irc: IrcConfig
+    bot: BotConfig
+    database: DatabaseConfig
+    plugins: Mapping[str, Any]
+    source: str
+    # The environment the overrides came from, read again for sasl_password_env (None: os's).
+    environ: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
+
+    def sasl_password(self) -> str | None:
+        """Read the SASL secret from the environment or its file, never from the TOML."""
+        irc = self.irc
+        if irc.sasl_password_env:
+            environ = os.environ if self.environ is None else self.environ
+            value = environ.get(irc.sasl_password_env)
+            if value is None:
+                raise ConfigError(
+                    f"{self.source}: [irc] sasl_password_env: environment variable "
+                    f"{irc.sasl_password_env} is not set"
+                )
+            return value
+        if irc.sasl_password_file:
+            try:
+                return Path(irc.sasl_password_file).read_text().splitlines()[0]
+            except (OSError, IndexError) as exc:
+                reason = getattr(exc, "strerror", None) or "file is empty"
+                raise ConfigError(
+                    f"{self.source}: [irc] sasl_password_file: cannot read "
+                    f"{irc.sasl_password_file}: {reason}"
+                ) from None
+        return None
+
+
+def _type_name(tp: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, "a list of strings"
+    )
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """Check ``value`` against annotation ``tp`` (str, int, float, bool, list[str])."""
+    if typing.get_origin(tp) is list:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is str and isinstance(value, str):
+        return value
+    raise ConfigError(f"{where} must be {_type_name(tp)}, not {value!r}")
+
+
+def _from_env_text(tp: Any, text: str, where: str) -> Any:
+    """Environment variables are strings: read them as the key's type."""
+    if typing.get_origin(tp) is list:
+        if text.strip().startswith("["):
+            try:
+                return tomllib.loads(f"v = {text}")["v"]
+            except tomllib.TOMLDecodeError:
+                raise ConfigError(f"{where} is not a TOML list: {text!r}") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
+    if tp is bool:
+        lowered = text.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where} must be true or false, not {text!r}")
+    if tp in (int, float):
+        try:
+            return tp(text)
+        except ValueError:
+            raise ConfigError(f"{where} must be {_type_name(tp)}, not {text!r}") from None
+    return text
+
+
+def parse_section(
+    schema: type,
+    values: Mapping[str, Any],
+    where: str,
+    labels: Mapping[str, str] | None = None,
+) -> Any:
+    """Build the frozen ``schema`` dataclass from ``values``, or raise a one-line ConfigError.
+
+    ``labels`` names where a key's value came from when that is not ``where`` (an environment
+    variable), so the error points at what the person has to fix.
+    """
+    hints = typing.get_type_hints(schema)
+    known = {f.name: f for f in dataclasses.fields(schema)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
+    kwargs = {}
+    for name, f in known.items():
+        if name not in values:
+            continue
+        label = (labels or {}).get(name) or f"{where} {name}"
+        value = _coerce(hints[name], values[name], label)
+        meta = f.metadata
+        if meta.get("choices") and value not in meta["choices"]:
+            choices = ", ".join(map(str, meta["choices"]))
+            raise ConfigError(f"{label} must be one of {choices}, not {value!r}")
+        if meta.get("minimum") is not None and value < meta["minimum"]:
+            raise ConfigError(f"{label} must be at least {meta['minimum']}, not {value!r}")
+        kwargs[name] = value
+    return schema(**kwargs)
+
+
+def _env_overrides(
+    environ: Mapping[str, str], schemas: Mapping[str, type]
+) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The overriding values by section and key, and the variable each came from."""
+    overrides: dict[str, dict] = {}
+    labels: dict[str, dict] = {}
+    for var, text in environ.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        section, sep, key = var[len(ENV_PREFIX) :].lower().partition("__")
+        if not sep or section not in schemas:
+            continue  # IRCBOT_ variables that are not config overrides (or unknown plugins)
+        hints = typing.get_type_hints(schemas[section])
+        if key not in hints:
+            raise ConfigError(f"environment {var}: unknown key {key!r} in [{section}]")
+        overrides.setdefault(section, {})[key] = _from_env_text(
+            hints[key], text, f"environment {var}"
+        )
+        labels.setdefault(section, {})[key] = f"environment {var}"
+    return overrides, labels
+
+
+def _check_database_url(url: str, where: str) -> None:
+    """A URL SQLAlchemy cannot parse fails here, as a config error, not later as a traceback.
+
+    The value is not echoed: it may hold a password.
+    """
+    from sqlalchemy.engine import make_url  # deferred: only commands that load config pay
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"{where} url is not a database URL "
+            "(e.g. sqlite:///ircbot.db or postgresql://user@host/dbname)"
+        ) from None
+
+
+def load_config(
+    path: str | os.PathLike[str],
+    plugin_schemas: Mapping[str, type] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read, merge and check the configuration; every problem is a one-line ConfigError."""
+    source = str(path)
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: no such file (create one with: ircbot init)") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    schemas = dict(_CORE_SECTIONS)
+    schemas.update(plugin_schemas or {})
+    for name, value in raw.items():
+        if name not in schemas:
+            raise ConfigError(f"{source}: unknown section [{name}] (known: {', '.join(schemas)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {name} must be a [section], not a single value")
+    overrides, labels = _env_overrides(os.environ if environ is None else environ, schemas)
+    sections = {}
+    for name, schema in schemas.items():
+        merged = {**raw.get(name, {}), **overrides.get(name, {})}
+        sections[name] = parse_section(schema, merged, f"{source}: [{name}]", labels.get(name))
+    _check_database_url(sections["database"].url, f"{source}: [database]")
+    return Config(
+        irc=sections.pop("irc"),
+        bot=sections.pop("bot"),
+        database=sections.pop("database"),
+        plugins=types.MappingProxyType(sections),
+        source=source,
+        environ=environ,
+    )
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def mask_secret(name: str, value: Any) -> Any:
+    """What ``config check`` shows of a secret: URLs keep their shape, passwords go, both
+    the one before the host and a ``password=`` query parameter (libpq takes either)."""
+    if isinstance(value, str) and "://" in value:
+        value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", value)
+        return re.sub(r"([?&]password=)[^&]*", r"\1****", value, flags=re.IGNORECASE)
+    return "****" if value else value
+
+
+def render_section(name: str, section: Any, *, commented_help: bool, mask: bool = False) -> str:
+    """A TOML ``[name]`` block of ``section``'s values, each key with its description."""
+    out = [f"[{name}]"]
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if mask and f.metadata.get("secret"):
+            value = mask_secret(f.name, value)
+        if commented_help:
+            out.append(f"# {f.metadata.get('help', '')}")
+        out.append(f"{f.name} = {_toml_value(value)}")
+    return "\n".join(out) + "\n"
+
+
+def render_config(config: Config, *, mask: bool) -> str:
+    """The effective configuration as TOML (``config check``)."""
+    blocks = [
+        render_section("irc", config.irc, commented_help=False, mask=mask),
+        render_section("bot", config.bot, commented_help=False, mask=mask),
+        render_section("database", config.database, commented_help=False, mask=mask),
+    ]
+    blocks += [
+        render_section(name, section, commented_help=False, mask=mask)
+        for name, section in config.plugins.items()
+    ]
+    return "\n".join(blocks)
+
+
+def starter_config(plugin_schemas: Mapping[str, type]) -> str:
+    """The commented file ``ircbot init`` writes: every key, its default and what it means."""
+    header = (
+        "# livechat-bot configuration. Every key is shown with its default.\n"
+        "# Any key can be overridden from the environment as IRCBOT_<SECTION>__<KEY>,\n"
+        "# e.g. IRCBOT_IRC__HOST=irc.example.net. Secrets never go in this file:\n"
+        "# name an environment variable (sasl_password_env) or a file (sasl_password_file).\n\n"
+    )
+    schemas = {**_CORE_SECTIONS, **plugin_schemas}
+    return header + "\n".join(
+        render_section(name, schema(), commented_help=True) for name, schema in schemas.items()
+    )
+
+
+def reference_table(schemas: Mapping[str, type]) -> str:
+    """The Markdown configuration reference for the README, from the same declarations."""
+    rows = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    hints_of = {name: typing.get_type_hints(schema) for name, schema in schemas.items()}
+    for name, schema in schemas.items():
+        for f in dataclasses.fields(schema()):
+            tp = hints_of[name][f.name]
+            type_name = "list" if typing.get_origin(tp) is list else tp.__name__
+            default = _toml_value(getattr(schema(), f.name))
+            rows.append(
+                f"| `[{name}] {f.name}` | {type_name} | `{default}` | {f.metadata['help']} |"
+            )
+    return "\n".join(rows)
+
+
+CORE_SECTIONS = types.MappingProxyType(_CORE_SECTIONS)

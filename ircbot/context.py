@@ -1,0 +1,145 @@
+"""What a handler gets: the request, the database session, and ways to answer.
+
+Replies are collected, not sent, and go out only after the command's transaction commits:
+a handler that fails half-way must not have told anyone something the database then forgot.
+Durable messages (:meth:`BaseContext.notify`) go to the outbox table inside the same
+transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ircbot import outbox
+from ircbot.clock import Clock
+from ircbot.identity import Identity
+
+__all__ = ["BaseContext", "CommandContext", "JobContext", "NetworkView", "Outgoing"]
+
+
+class NetworkView(Protocol):
+    """The read-only view of the IRC network a plugin may use."""
+
+    def fold(self, name: str) -> str:
+        """Canonical form of a nick or channel under the server's CASEMAPPING."""
+
+    def match(self, mask: str, value: str) -> bool:
+        """Glob match under the server's CASEMAPPING (for ``nick!user@host`` masks)."""
+
+    def nick_of(self, key: str) -> str | None:
+        """The current nick of the person with identity ``key``, if the bot sees them."""
+
+    def is_reachable(self, key: str) -> bool:
+        """Present in a channel with the bot and not away: a message now would be read."""
+
+    def identify(self, nick: str) -> Identity | None:
+        """The identity of whoever holds ``nick`` now, from what the bot already knows."""
+
+    @property
+    def home_channel(self) -> str | None:
+        """The first configured channel: where announcements go by default."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to send once the transaction has committed."""
+
+    command: str  # PRIVMSG or NOTICE
+    target: str
+    text: str
+
+
+@dataclass
+class BaseContext:
+    """Shared by commands and jobs: database, config, clock, network, durable messages."""
+
+    session_factory: sessionmaker[Session]
+    config: Any
+    clock: Clock
+    network: NetworkView
+    outgoing: list[Outgoing] = field(default_factory=list)
+    notified: set[str] = field(default_factory=set)
+    _session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        """The unit of work, opened on first use (a ``!ping`` never touches the database)."""
+        if self._session is None:
+            self._session = self.session_factory()
+            self._session.begin()
+        return self._session
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+    def notify(
+        self, recipient: str, text: str, *, kind: str = "message", ref: str | None = None
+    ) -> None:
+        """Tell a person (identity key) something durably: delivered when they're reachable."""
+        outbox.enqueue(self.session, recipient, text, now=self.now, kind=kind, ref=ref)
+        self.notified.add(recipient)
+
+    def cancel_notifications(self, ref: str, kind: str | None = None) -> int:
+        """Withdraw pending durable messages about ``ref`` (e.g. pings made moot by a promotion)."""
+        return outbox.cancel(self.session, ref=ref, now=self.now, kind=kind)
+
+    def announce(self, text: str, channel: str | None = None) -> None:
+        """Say something in a channel (the home channel by default) after commit."""
+        target = channel or self.network.home_channel
+        if target:
+            self.outgoing.append(Outgoing("PRIVMSG", target, text))
+
+    def message(self, nick: str, text: str) -> None:
+        """A private message to a nick, after commit (not durable: use notify for that)."""
+        self.outgoing.append(Outgoing("PRIVMSG", nick, text))
+
+    def finish(self, commit: bool) -> None:
+        """Commit or roll back the unit of work; called by the dispatcher, not by handlers."""
+        session, self._session = self._session, None
+        if session is None:
+            return
+        try:
+            if commit:
+                session.commit()
+            else:
+                session.rollback()
+        finally:
+            session.close()
+
+
+@dataclass
+class CommandContext(BaseContext):
+    """One command from one person."""
+
+    nick: str = ""
+    sender: Identity | None = None
+    channel: str | None = None
+    role: Any = None
+    prefix: str = "!"
+    role_name: Callable[[Any], str] = str
+    dispatcher: Any = None
+
+    def reply(self, text: str) -> None:
+        """Answer where the command was said: in channel addressed to the sender, or in PM."""
+        if self.channel:
+            self.outgoing.append(Outgoing("PRIVMSG", self.channel, f"{self.nick}: {text}"))
+        else:
+            self.outgoing.append(Outgoing("PRIVMSG", self.nick, text))
+
+    def private(self, text: str) -> None:
+        """Answer the sender privately (long lists, history): never floods the channel."""
+        self.outgoing.append(Outgoing("PRIVMSG", self.nick, text))
+
+    def notice(self, text: str) -> None:
+        self.outgoing.append(Outgoing("NOTICE", self.nick, text))
+
+
+@dataclass
+class JobContext(BaseContext):
+    """One run of a periodic job."""

@@ -1,0 +1,99 @@
+"""The durable outbox: messages for people that must not be lost.
+
+A plugin that changes state and must tell someone about it (a coordinator's ping, a trainee's
+"you're ready") writes an :class:`OutboxMessage` *in the same transaction* as the change. If
+the transaction rolls back, the message never existed; if it commits, the message exists until
+it is delivered, across restarts. The recipient is a person (an identity key: a services
+account, or user@host in hostmask mode), not a nick, because nicks change and can be taken.
+
+Delivery (in :mod:`ircbot.delivery`) marks a row delivered only after its line has gone out on
+the socket, so a crash can at worst repeat a message, never lose one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Index, String, Text, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from ircbot.storage import Base, UTCDateTime
+
+__all__ = [
+    "OutboxMessage",
+    "cancel",
+    "enqueue",
+    "mark_delivered",
+    "pending_for",
+    "pending_recipients",
+]
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(255))
+    text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(50), default="message")
+    # Groups messages about one thing (e.g. "trainee:42:ready") so they can be cancelled together.
+    ref: Mapped[str | None] = mapped_column(String(255), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_outbox_recipient_pending", "recipient", "delivered_at", "cancelled_at"),
+    )
+
+
+def _pending():
+    return (OutboxMessage.delivered_at.is_(None), OutboxMessage.cancelled_at.is_(None))
+
+
+def enqueue(
+    session: Session,
+    recipient: str,
+    text: str,
+    *,
+    now: dt.datetime,
+    kind: str = "message",
+    ref: str | None = None,
+) -> OutboxMessage:
+    """Add a message for ``recipient`` to the caller's transaction."""
+    message = OutboxMessage(recipient=recipient, text=text, kind=kind, ref=ref, created_at=now)
+    session.add(message)
+    return message
+
+
+def cancel(session: Session, *, ref: str, now: dt.datetime, kind: str | None = None) -> int:
+    """Cancel the pending messages about ``ref`` (optionally of one kind); say how many."""
+    stmt = update(OutboxMessage).where(OutboxMessage.ref == ref, *_pending())
+    if kind is not None:
+        stmt = stmt.where(OutboxMessage.kind == kind)
+    return session.execute(stmt.values(cancelled_at=now)).rowcount
+
+
+def pending_for(session: Session, recipient: str) -> list[OutboxMessage]:
+    """The recipient's undelivered messages, oldest first."""
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.recipient == recipient, *_pending())
+        .order_by(OutboxMessage.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def pending_recipients(session: Session) -> set[str]:
+    """Everyone who has something waiting: the people whose arrival the bot watches for."""
+    return set(session.scalars(select(OutboxMessage.recipient).where(*_pending()).distinct()))
+
+
+def mark_delivered(session: Session, message_id: int, now: dt.datetime) -> bool:
+    """Record one delivery; false if it was cancelled or delivered meanwhile."""
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, *_pending())
+        .values(delivered_at=now)
+    )
+    return session.execute(stmt).rowcount == 1

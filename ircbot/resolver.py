@@ -1,0 +1,206 @@
+"""Turning nicks into identities, asking the server when tracked state is not enough.
+
+Most lines resolve at once: the ``account`` tag is on the line, or the tracked state is
+certain (see :mod:`ircbot.network`). Otherwise the bot sends ``WHOIS nick`` and holds the
+command until numeric 318 (end of WHOIS) arrives: 311 tells the user@host, 330 the account,
+401 that nobody has the nick. A WHOIS that gets no answer within ``[bot] whois_timeout``
+resolves to "unknown", and the command is refused with "could not verify", never run as
+if the nick alone were proof. Concurrent lookups of one nick share one WHOIS.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ircbot.identity import Identity, Target
+from ircbot.network import NetworkState
+
+__all__ = ["UNVERIFIED", "Resolver", "WhoisResult"]
+
+logger = logging.getLogger(__name__)
+
+
+class _Unverified:
+    """The answer when the server could not tell in time: neither someone nor no one."""
+
+    def __repr__(self) -> str:
+        return "UNVERIFIED"
+
+
+UNVERIFIED = _Unverified()
+
+
+@dataclass
+class WhoisResult:
+    nick: str
+    online: bool = False
+    user: str = ""
+    host: str = ""
+    account: str | None = None
+    away: bool = False
+
+
+@dataclass
+class _Pending:
+    result: WhoisResult
+    deadline: float
+    callbacks: list[Callable[[WhoisResult | None], None]] = field(default_factory=list)
+
+
+class Resolver:
+    """Answers "who is this nick" now or after a WHOIS; ``send`` writes one raw line."""
+
+    def __init__(
+        self,
+        network: NetworkState,
+        send: Callable[[str], None],
+        clock: Callable[[], float],
+        timeout: float,
+    ) -> None:
+        self.network = network
+        self.send = send
+        self.clock = clock
+        self.timeout = timeout
+        self._pending: dict[str, _Pending] = {}
+
+    # -- the sender of a line ----------------------------------------------------------------
+    def sender_now(
+        self, nick: str, user: str, host: str, tags: Mapping[str, str | None]
+    ) -> Identity | _Unverified | None:
+        """The speaker's identity from the line and tracked state, UNVERIFIED if WHOIS is needed."""
+        net = self.network
+        if net.identity_mode == "hostmask":
+            return Identity(key=net.fold(f"{user}@{host}"), nick=nick, user=user, host=host)
+        if "account-tag" in net.caps:
+            # With account-tag the server tags every line of a logged-in user: no tag, no account.
+            account = tags.get("account")
+            if account and account != "*":
+                return Identity(
+                    key=net.fold(account), nick=nick, user=user, host=host, account=account
+                )
+            return None
+        tracked = net.get(nick)
+        if tracked and net.certain(tracked):
+            return net.identity_of(tracked)
+        return UNVERIFIED
+
+    # -- nicks named in commands -------------------------------------------------------------
+    def target_now(self, nick: str) -> Target | _Unverified:
+        tracked = self.network.get(nick)
+        if tracked is None or not self.network.certain(tracked):
+            return UNVERIFIED
+        return Target(nick=nick, identity=self.network.identity_of(tracked), online=True)
+
+    def resolve(
+        self,
+        nicks: Sequence[str],
+        done: Callable[[dict[str, WhoisResult | None]], None],
+    ) -> None:
+        """WHOIS each of ``nicks`` (shared with lookups in flight), then call ``done`` once."""
+        results: dict[str, WhoisResult | None] = {}
+        waiting = {self.network.fold(n) for n in nicks}
+        if not waiting:
+            done(results)
+            return
+
+        def one(folded: str) -> Callable[[WhoisResult | None], None]:
+            def finished(result: WhoisResult | None) -> None:
+                results[folded] = result
+                waiting.discard(folded)
+                if not waiting:
+                    done(results)
+
+            return finished
+
+        for folded in list(waiting):
+            pending = self._pending.get(folded)
+            if pending is None:
+                pending = self._pending[folded] = _Pending(
+                    WhoisResult(nick=folded), self.clock() + self.timeout
+                )
+                self.send(f"WHOIS {folded}")
+            pending.callbacks.append(one(folded))
+
+    def identity_from(self, result: WhoisResult | None) -> Identity | _Unverified | None:
+        """What a finished WHOIS proves about identity."""
+        if result is None:
+            return UNVERIFIED
+        if not result.online:
+            return None
+        net = self.network
+        if net.identity_mode == "hostmask":
+            if not result.host:
+                return UNVERIFIED
+            key = net.fold(f"{result.user}@{result.host}")
+            return Identity(key=key, nick=result.nick, user=result.user, host=result.host)
+        if not result.account:
+            return None
+        return Identity(
+            key=net.fold(result.account),
+            nick=result.nick,
+            user=result.user,
+            host=result.host,
+            account=result.account,
+        )
+
+    # -- server replies --------------------------------------------------------------------
+    def on_whois_user(self, nick: str, user: str, host: str) -> None:
+        pending = self._pending.get(self.network.fold(nick))
+        if pending:
+            pending.result.nick, pending.result.online = nick, True
+            pending.result.user, pending.result.host = user, host
+
+    def on_whois_account(self, nick: str, account: str) -> None:
+        pending = self._pending.get(self.network.fold(nick))
+        if pending:
+            pending.result.account = account
+        tracked = self.network.get(nick)
+        if tracked:  # a fresh answer, but only certain while account-notify keeps it so
+            tracked.account = account
+
+    def on_whois_away(self, nick: str) -> None:
+        """301 RPL_AWAY, part of a WHOIS answer (or of a PRIVMSG to someone away)."""
+        pending = self._pending.get(self.network.fold(nick))
+        if pending:
+            pending.result.away = True
+        tracked = self.network.get(nick)
+        if tracked:
+            tracked.away = True
+
+    def on_no_such_nick(self, nick: str) -> None:
+        pending = self._pending.get(self.network.fold(nick))
+        if pending:
+            pending.result.online = False
+
+    def on_end_of_whois(self, nick: str) -> None:
+        pending = self._pending.pop(self.network.fold(nick), None)
+        if pending is None:
+            return
+        tracked = self.network.get(nick)
+        if tracked and pending.result.online:
+            tracked.away = pending.result.away
+            if pending.result.account is None:
+                tracked.account = None
+        for callback in pending.callbacks:
+            callback(pending.result)
+
+    def expire(self) -> None:
+        """Fail lookups whose answer is overdue (called from the event loop's tick)."""
+        if not self._pending:
+            return
+        now = self.clock()
+        for folded, pending in list(self._pending.items()):
+            if now >= pending.deadline:
+                del self._pending[folded]
+                logger.warning("WHOIS %s got no answer in %.1fs", folded, self.timeout)
+                for callback in pending.callbacks:
+                    callback(None)
+
+    def reset(self) -> None:
+        """Disconnected: every lookup in flight fails now rather than at its deadline."""
+        pending, self._pending = self._pending, {}
+        for entry in pending.values():
+            for callback in entry.callbacks:
+                callback(None)

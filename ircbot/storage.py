@@ -1,0 +1,190 @@
+"""The database: engine, sessions, the declarative base every table uses, and migrations.
+
+SQLite is the embedded default and needs three settings SQLAlchemy does not make for us:
+WAL (readers don't block the writer, so ``!status`` never waits on a ``!vouch``),
+``foreign_keys=ON`` (off by default in SQLite, so a vouch could point at nobody) and a busy
+timeout (two writers wait for each other instead of failing at once). PostgreSQL is used by
+URL through psycopg 3. The schema comes only from the Alembic migrations in ``alembic/``:
+``create_all`` would let the code and the migrations drift apart.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, MetaData, create_engine, event, inspect, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "Base",
+    "UTCDateTime",
+    "make_engine",
+    "make_session_factory",
+    "migrate",
+    "migrations_path",
+    "transaction",
+]
+
+logger = logging.getLogger(__name__)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """The base of every table, core and plugins alike, so one migration history sees all."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no time zone; we store UTC, naive)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC time")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the settings each backend needs to be safe under load."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            parsed, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+        )
+        memory = parsed.database in (None, "", ":memory:")
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not pysqlite, decide when transactions begin (see SQLAlchemy's
+            # "Serializable isolation / Savepoints / Transactional DDL" notes for pysqlite).
+            dbapi_conn.isolation_level = None
+            cursor = dbapi_conn.cursor()
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            # BEGIN IMMEDIATE takes the write lock at the start, so two concurrent commands
+            # serialise instead of one failing with "database is locked" on upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_pre_ping=True, **kwargs)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects readable after commit (replies are built after it)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit if the block finishes, roll back if it raises."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def migrations_path() -> Path:
+    """Where the Alembic scripts are: installed package, else the checkout's ``alembic/``."""
+    try:
+        import ircbot_migrations
+
+        return Path(next(iter(ircbot_migrations.__path__)))
+    except ImportError:
+        return Path(__file__).resolve().parent.parent / "alembic"
+
+
+def _alembic_config(engine: Engine, extra_locations: Sequence[Path]) -> Any:
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    path = migrations_path()
+    cfg.set_main_option("script_location", str(path))
+    locations = [str(path / "versions"), *(str(p) for p in extra_locations)]
+    cfg.set_main_option("version_locations", " ".join(locations))
+    cfg.set_main_option("path_separator", "space")
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def _script_heads(locations: Sequence[Path]) -> set[str] | None:
+    """The newest revisions, read from the migration files without importing Alembic.
+
+    Alembic costs ~10 MB and ~100 ms to import; on an ordinary start the database is already
+    current and it is not needed. Each file's literal ``revision``/``down_revision`` are read
+    with :mod:`ast`; anything unusual returns None, and Alembic itself is asked.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for folder in locations:
+        for path in Path(folder).glob("*.py"):
+            values: dict[str, Any] = {}
+            try:
+                tree = ast.parse(path.read_text(encoding="utf-8"))
+            except (OSError, SyntaxError):
+                return None
+            for node in tree.body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                    target = node.targets[0]
+                    if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                        try:
+                            values[target.id] = ast.literal_eval(node.value)
+                        except ValueError:
+                            return None
+            if not isinstance(values.get("revision"), str):
+                return None
+            revisions.add(values["revision"])
+            down = values.get("down_revision")
+            parents.update([down] if isinstance(down, str) else down or ())
+    return revisions - parents
+
+
+def is_current(engine: Engine, extra_locations: Sequence[Path] = ()) -> bool:
+    """Whether the database is at the newest migration: one small query, no Alembic import."""
+    heads = _script_heads([migrations_path() / "versions", *extra_locations])
+    if not heads:
+        return False
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return False
+        current = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    return current == heads
+
+
+def migrate(engine: Engine, extra_locations: Sequence[Path] = ()) -> None:
+    """Bring the database to the newest migration (all heads: plugins may add branches)."""
+    if is_current(engine, extra_locations):
+        return
+    from alembic import command
+
+    logger.info("upgrading database schema")
+    command.upgrade(_alembic_config(engine, extra_locations), "heads")
