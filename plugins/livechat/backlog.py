@@ -1,0 +1,183 @@
+"""Bringing in the backlog: people who signed up and were never approved.
+
+The original process apologised to "those who signed up and were never approved" and asked
+them to speak up. Here a coordinator imports them from a CSV instead: each becomes a trainee
+(told so when the bot next sees them), vouches already given can come along, and the same
+readiness rule as live vouches decides who is ready and pings coordinators. Every row is
+checked before it is used and any bad row stops the whole import (the caller rolls back),
+naming the row, so an import is all or nothing.
+
+Columns (header required, names case-insensitive; only ``account`` is required):
+
+``account``
+    the services account (account mode) or ``user@host`` (hostmask mode);
+``nick``
+    the nick they use, so coordinators can name them before they speak;
+``chat_account``
+    their account in the live-chat system;
+``signed_up``
+    when they signed up (ISO date or date-time, UTC), else the time of the import;
+``vouchers``
+    helpers who already vouched for them, by account or nick, separated by ``;`` or spaces.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ircbot.casemapping import CaseMapping
+
+from .models import Vouch
+from .roles import Role
+from .store import (
+    TO_TRAINEE,
+    Unit,
+    coordinators,
+    find_by_name,
+    log_event,
+    open_attempt,
+    person_by_key,
+    ref_of,
+    touch,
+)
+from .workflow import AlreadyOnTeam, register, settle
+
+__all__ = ["COLUMNS", "BacklogRow", "ImportReport", "ImportRowError", "import_backlog", "read_csv"]
+
+COLUMNS = ("account", "nick", "chat_account", "signed_up", "vouchers")
+_KEY = re.compile(r"^[^\s!,;]+$")
+
+
+class ImportRowError(ValueError):
+    """A row that cannot be imported; the message names it."""
+
+    def __init__(self, row: int, message: str) -> None:
+        super().__init__(f"row {row}: {message}")
+        self.row = row
+
+
+@dataclass(frozen=True)
+class BacklogRow:
+    row: int  # line number in the file, the header being line 1
+    account: str
+    nick: str | None = None
+    chat_account: str | None = None
+    signed_up: dt.datetime | None = None
+    vouchers: tuple[str, ...] = ()
+
+
+@dataclass
+class ImportReport:
+    imported: list[str] = field(default_factory=list)
+    ready: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "name: why"
+
+
+def _date(text: str, row: int) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ImportRowError(row, f"signed_up {text!r} is not a date (YYYY-MM-DD)") from None
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+
+
+def read_csv(lines: Iterable[str], *, hostmask: bool) -> list[BacklogRow]:
+    """Parse and check the file's shape; ImportRowError names the first bad row."""
+    reader = csv.reader(lines)
+    header = [h.strip().lower() for h in next(reader, [])]
+    if "account" not in header:
+        raise ImportRowError(1, f"the header must name an 'account' column (columns: {COLUMNS})")
+    unknown = [h for h in header if h not in COLUMNS]
+    if unknown:
+        raise ImportRowError(1, f"unknown column {unknown[0]!r} (columns: {', '.join(COLUMNS)})")
+    rows: list[BacklogRow] = []
+    for cells in reader:
+        number = reader.line_num
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            raise ImportRowError(number, f"{len(cells)} fields, the header has {len(header)}")
+        values = {h: c.strip() for h, c in zip(header, cells, strict=True)}
+        account = values["account"]
+        if not account or not _KEY.match(account):
+            raise ImportRowError(number, f"account {account!r} is empty or has spaces")
+        if hostmask and "@" not in account:
+            raise ImportRowError(number, f"account {account!r}: hostmask mode needs user@host")
+        signed_up = values.get("signed_up")
+        vouchers = values.get("vouchers", "")
+        rows.append(
+            BacklogRow(
+                row=number,
+                account=account,
+                nick=values.get("nick") or None,
+                chat_account=values.get("chat_account") or None,
+                signed_up=_date(signed_up, number) if signed_up else None,
+                vouchers=tuple(v for v in re.split(r"[;\s]+", vouchers) if v),
+            )
+        )
+    return rows
+
+
+def import_backlog(unit: Unit, rows: Sequence[BacklogRow]) -> ImportReport:
+    """Make each row a trainee in the caller's transaction; raise on the first bad row."""
+    session, fold = unit.session, CaseMapping.from_name(None).fold
+    report = ImportReport()
+    seen: dict[str, int] = {}
+    for row in rows:
+        key = row.account.lower()
+        if key in seen:
+            raise ImportRowError(row.row, f"{row.account} is already on row {seen[key]}")
+        seen[key] = row.row
+        helpers = []
+        for name in row.vouchers:
+            helper = find_by_name(session, name)
+            if helper is None:
+                raise ImportRowError(row.row, f"unknown helper {name!r}")
+            if helper.role < Role.HELPER:
+                raise ImportRowError(row.row, f"{name} is not a helper ({helper.role.label})")
+            helpers.append(helper)
+        existing = person_by_key(session, key)
+        if existing is not None and open_attempt(session, existing.id) is not None:
+            report.skipped.append(f"{row.account}: already in training")
+            continue
+        person = touch(unit, key, row.nick, fold(row.nick) if row.nick else None)
+        try:
+            registration = register(unit, person, row.chat_account)
+        except AlreadyOnTeam:
+            report.skipped.append(f"{row.account}: already a {person.role.label}")
+            continue
+        trainee = registration.trainee
+        if row.signed_up is not None:
+            trainee.registered_at = row.signed_up
+        log_event(unit, "imported", person, None, trainee, f"backlog row {row.row}")
+        for helper in helpers:
+            if helper.id == person.id:
+                raise ImportRowError(row.row, f"{row.account} cannot vouch for themselves")
+            session.add(
+                Vouch(trainee_id=trainee.id, voucher=helper, note="imported", created_at=unit.now)
+            )
+            session.flush()
+            log_event(unit, "vouched", person, helper, trainee, "imported")
+        unit.notifier.notify(
+            person.identity,
+            "You signed up for live chat: you are now a trainee. "
+            "Ask in the channel to shadow chats; helpers vouch for you from there.",
+            kind=TO_TRAINEE,
+            ref=ref_of(trainee),
+        )
+        transition, _ = settle(unit, trainee, None)
+        report.imported.append(person.name)
+        if transition:
+            report.ready.append(person.name)
+    if report.imported:
+        names = ", ".join(report.imported[:20])
+        more = f" and {len(report.imported) - 20} more" if len(report.imported) > 20 else ""
+        text = f"{len(report.imported)} people from the sign-up backlog are now trainees: "
+        text += f"{names}{more}. See !trainees"
+        for coordinator in coordinators(session):
+            unit.notifier.notify(coordinator.identity, text, kind="backlog")
+    return report

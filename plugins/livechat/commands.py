@@ -1,0 +1,283 @@
+"""The IRC face of the trainee process: what trainees and helpers say to the bot.
+
+Each handler reads top to bottom: resolve who is speaking and whom they name, call one
+workflow function, reply in a line or two naming the nick and the state. The rules and the
+reasons for refusing live in :mod:`.workflow`; a refusal (:class:`~.workflow.WorkflowError`)
+is replied as it is (see :func:`refusing`).
+Coordinators' commands are in :mod:`.admin`; the bot events (roles, start, timers,
+deliveries) at the end of this file.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ircbot.context import BaseContext, CommandContext, JobContext
+from ircbot.identity import Identity, Target
+from ircbot.outbox import OutboxMessage
+
+from . import plugin, team, views, workflow
+from .config import LivechatConfig
+from .models import ON_HOLD, READY, TRAINING, Person
+from .roles import Role, role_name
+from .store import Subject, Unit, log_delivery, person_by_key, person_by_nick, touch
+from .timers import run_timers
+
+__all__ = ["highlight", "me", "refusing", "rules", "subject", "unit"]
+
+logger = logging.getLogger(__name__)
+
+HISTORY_LINES = 30  # the latest events by private message; the CLI shows them all
+
+
+# -- helpers every handler uses ------------------------------------------------------------------
+def rules(ctx: BaseContext) -> LivechatConfig:
+    """The ``[livechat]`` section (defaults if the context carries another plugin's)."""
+    return ctx.config if isinstance(ctx.config, LivechatConfig) else LivechatConfig()
+
+
+def unit(ctx: BaseContext) -> Unit:
+    return Unit(ctx.session, ctx.now, rules(ctx), ctx)
+
+
+def me(ctx: CommandContext) -> Person | None:
+    """The speaker's person row (None if unidentified), noting the nick they use now and
+    raising their role once if a configured ``nick!user@host`` mask grants more."""
+    if ctx.sender is None:
+        return None
+    person = touch(unit(ctx), ctx.sender.key, ctx.nick, ctx.network.fold(ctx.nick))
+    granted = mask_grant(rules(ctx), ctx.sender, ctx.network.match)
+    if granted > person.role and not person.role_manual:
+        team.seed_role(unit(ctx), person.identity, granted, "config mask")
+    return person
+
+
+def subject(ctx: CommandContext, target: Target, *, create: bool = False) -> Subject:
+    """Whom a nick argument names: its holder now, or, if nobody holds it, its last user.
+
+    ``create`` makes a row for an identified holder the bot has not stored yet (role changes).
+    """
+    if target.identity is not None:
+        key = target.identity.key
+        if create:
+            person = touch(unit(ctx), key, target.nick, ctx.network.fold(target.nick))
+            return Subject(target.nick, person)
+        return Subject(target.nick, person_by_key(ctx.session, key))
+    if target.online:
+        raise workflow.NotIdentified(
+            f"{target.nick} is not logged in, so I can't tell who they are"
+        )
+    found = person_by_nick(ctx.session, ctx.network.fold(target.nick))
+    return Subject(target.nick, found, offline=True)
+
+
+def refusing(fn: Callable[..., None]) -> Callable[..., None]:
+    """Answer the workflow's refusals with their short reason.
+
+    The command runs in a savepoint, so a refusal undoes whatever it began; what the bot
+    learnt about the speaker (their nick, a role a config mask grants) is kept.
+    """
+
+    @functools.wraps(fn)
+    def handler(ctx: CommandContext, *args: Any) -> None:
+        me(ctx)
+        try:
+            with ctx.session.begin_nested():
+                fn(ctx, *args)
+        except workflow.WorkflowError as err:
+            ctx.reply(str(err))
+
+    return handler
+
+
+def channel(ctx: BaseContext) -> str | None:
+    return rules(ctx).channel or None
+
+
+def highlight(ctx: BaseContext, keys: Iterable[str], text: str) -> None:
+    """Name the people of ``keys`` who are present in the channel (their ping is on its way)."""
+    net = ctx.network
+    nicks = [nick for key in keys if net.is_reachable(key) and (nick := net.nick_of(key))]
+    if nicks:
+        ctx.announce(f"{', '.join(nicks)}: {text}", channel(ctx))
+
+
+def in_pages(ctx: CommandContext, items: Sequence[str], per_line: int = 5) -> None:
+    """Send a list privately, a few items a line: never a flood in the channel."""
+    for i in range(0, len(items), per_line):
+        ctx.private(", ".join(items[i : i + per_line]))
+
+
+# -- trainees ------------------------------------------------------------------------------------
+@plugin.command(
+    "newhelper",
+    usage="[chat-account]",
+    identified=True,
+    help="Become a trainee (give your live-chat account name if you have one).",
+)
+@refusing
+def newhelper(ctx: CommandContext, chat_account: str | None = None) -> None:
+    person = me(ctx)
+    registration = workflow.register(unit(ctx), person, chat_account)
+    if not registration.created:
+        ctx.reply(
+            views.status(ctx.session, rules(ctx), ctx.now, Subject(ctx.nick, person), me=True)
+        )
+        return
+    r = rules(ctx)
+    again = " back" if registration.again else ""
+    ctx.reply(
+        f"welcome{again}! You are now a trainee; {r.threshold} helpers' vouches "
+        f"make you ready. {r.welcome}"
+    )
+    ctx.announce(
+        f"New trainee: {ctx.nick}. Helpers, invite them to shadow your chats!", channel(ctx)
+    )
+
+
+@plugin.command(
+    "withdraw", usage="[reason...]", identified=True, help="Leave training (!newhelper to return)."
+)
+@refusing
+def withdraw(ctx: CommandContext, reason: str | None = None) -> None:
+    workflow.withdraw(unit(ctx), me(ctx), reason)
+    ctx.reply("you have left training (withdrawn); say !newhelper to come back any time")
+
+
+@plugin.command(
+    "status",
+    usage="[nick:nick]",
+    help="A trainee's state, vouches and since when (yours if no nick).",
+)
+@refusing
+def status(ctx: CommandContext, target: Target | None = None) -> None:
+    if target is None:
+        person = me(ctx)
+        if person is None:
+            raise workflow.NotIdentified(
+                "I can't tell who you are: log in to services, or name a nick"
+            )
+        ctx.reply(
+            views.status(ctx.session, rules(ctx), ctx.now, Subject(ctx.nick, person), me=True)
+        )
+        return
+    me(ctx)
+    ctx.reply(views.status(ctx.session, rules(ctx), ctx.now, subject(ctx, target), me=False))
+
+
+@plugin.command("trainees", usage="[page]", help="Who is in training or ready, with counts.")
+def trainees(ctx: CommandContext, page: str | None = None) -> None:
+    me(ctx)
+    number = int(page) if page and page.isdigit() else 1
+    found, listed, pages = views.trainees_page(ctx.session, rules(ctx), ctx.now, number)
+    summary = f"{found[READY]} ready, {found[TRAINING]} in training, {found[ON_HOLD]} on hold"
+    items = [f"{v.nick} ({v.trainee.state} {v.tally()})" for v in listed]
+    if not items:
+        ctx.reply(summary)
+    elif ctx.channel and pages == 1 and len(items) <= rules(ctx).channel_list_max:
+        ctx.reply(f"{summary}: {', '.join(items)}")
+    else:
+        if ctx.channel:
+            ctx.reply(f"{summary}; the list is in private")
+        in_pages(ctx, items)
+        more = f"; say !trainees {min(number, pages) + 1} for more" if number < pages else ""
+        ctx.private(f"page {min(number, pages)} of {pages}{more}")
+
+
+@plugin.command("history", usage="<nick:nick>", help="A trainee's timeline, by private message.")
+@refusing
+def history(ctx: CommandContext, target: Target) -> None:
+    me(ctx)
+    who = subject(ctx, target)
+    if who.person is None:
+        raise workflow.NotATrainee(f"I have no history for {who.label}")
+    lines = views.history(ctx.session, who.person)
+    if ctx.channel:
+        ctx.reply(f"history of {who.label}: {len(lines)} events, sent privately")
+    if len(lines) > HISTORY_LINES:
+        ctx.private(f"{len(lines) - HISTORY_LINES} earlier events: ircbot trainee show NAME")
+    for line in lines[-HISTORY_LINES:] or [f"{who.nick}: nothing recorded"]:
+        ctx.private(line)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+@plugin.command(
+    "vouch",
+    usage="<nick:nick> [note...]",
+    role=Role.HELPER,
+    help="Say a trainee you worked with is ready to help on their own (one vouch per helper).",
+)
+@refusing
+def vouch(ctx: CommandContext, target: Target, note: str | None = None) -> None:
+    who = subject(ctx, target)
+    result = workflow.vouch(unit(ctx), me(ctx), who, note)
+    tally = f"{result.count}/{rules(ctx).threshold}"
+    if result.repeat:
+        ctx.reply(f"already vouched for {who.label} ({tally}){'; note updated' if note else ''}")
+    elif result.transition == READY:
+        ctx.reply(f"vouched for {who.label}: {tally}, ready; coordinators are pinged")
+        highlight(ctx, result.pinged, f"{who.nick} is ready for promotion ({tally}).")
+    else:
+        state = "on hold" if result.trainee.state == ON_HOLD else result.trainee.state
+        ctx.reply(f"vouched for {who.label}: {tally}, {state}")
+
+
+@plugin.command("unvouch", usage="<nick:nick>", role=Role.HELPER, help="Withdraw your vouch.")
+@refusing
+def unvouch(ctx: CommandContext, target: Target) -> None:
+    who = subject(ctx, target)
+    result = workflow.unvouch(unit(ctx), me(ctx), who)
+    back = "; back to training" if result.transition == TRAINING else ""
+    ctx.reply(f"withdrew your vouch for {who.label}: {result.count}/{rules(ctx).threshold}{back}")
+
+
+# -- bot events ----------------------------------------------------------------------------------
+def _is_mask(entry: str) -> bool:
+    return "!" in entry or "@" in entry
+
+
+def mask_grant(r: LivechatConfig, identity: Identity, match: Callable[[str, str], bool]) -> Role:
+    """The highest role a configured ``nick!user@host`` mask gives this speaker."""
+    for role, entries in ((Role.COORDINATOR, r.coordinators), (Role.HELPER, r.helpers)):
+        for entry in filter(_is_mask, entries):
+            if match(entry if "!" in entry else f"*!{entry}", identity.mask):
+                return role
+    return Role.NONE
+
+
+@plugin.roles(names=role_name)
+def resolve_role(ctx: CommandContext, identity: Identity) -> Role:
+    """The speaker's role: the people table, raised once by a matching config mask."""
+    person = me(ctx)
+    return person.role if person else Role.NONE
+
+
+@plugin.on("start")
+def seed_roles(ctx: JobContext) -> None:
+    """Apply ``[livechat] coordinators/helpers`` account names to the people table."""
+    r = rules(ctx)
+    seeds: dict[str, Role] = {}
+    for role, entries in ((Role.HELPER, r.helpers), (Role.COORDINATOR, r.coordinators)):
+        for entry in entries:
+            if not _is_mask(entry):
+                seeds[entry.lower()] = max(role, seeds.get(entry.lower(), Role.NONE))
+    team.seed_roles(unit(ctx), seeds)
+
+
+@plugin.job(every=60.0)
+def timers(ctx: JobContext) -> None:
+    """SLA reminders and idle trainees (see :mod:`.timers`)."""
+    report = run_timers(unit(ctx))
+    if report.reminded or report.idle_reminded or report.idle_closed:
+        logger.info("timers: %s", report)
+
+
+@plugin.on("delivered")
+def delivered(session: Session, message: OutboxMessage) -> None:
+    """Pings and reminders reaching a coordinator go into the audit log."""
+    log_delivery(session, message)

@@ -1,0 +1,117 @@
+"""Numbers and dumps for the people who run the process (the ``ircbot`` command line).
+
+``report`` answers "is the promise kept?": how many registered, reached ready and were
+promoted, the median time to ready and from ready to promotion, and who is overdue now.
+``export`` dumps every table of the process as plain rows for a spreadsheet or an archive.
+Read-only, no IRC; rows are plain dicts so JSON and CSV writers take them as they are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from typing import Any
+
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session
+
+from .config import LivechatConfig
+from .models import OPEN, PROMOTED, READY, Event, Person, Trainee, Vouch
+from .store import ago
+from .views import trainee_views
+
+__all__ = ["export_tables", "funnel", "trainee_rows"]
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if hasattr(value, "label") and isinstance(value, int):  # a Role
+        return value.label
+    return value
+
+
+def trainee_rows(
+    session: Session, rules: LivechatConfig, now: dt.datetime, state: str | None
+) -> list[dict[str, Any]]:
+    """``trainee list``: attempts in ``state`` (None: the open ones), oldest first."""
+    states = OPEN if state is None else (state,)
+    stmt = select(Trainee).where(Trainee.state.in_(states)).order_by(Trainee.id)
+    rows = []
+    for view in trainee_views(session, rules, now, list(session.scalars(stmt))):
+        t = view.trainee
+        rows.append(
+            {
+                "id": t.id,
+                "nick": t.person.last_nick,
+                "identity": t.person.identity,
+                "state": t.state,
+                "vouches": len(view.counted),
+                "threshold": rules.threshold,
+                "vouchers": [v.name for v in view.counted],
+                "chat_account": t.chat_account,
+                "registered_at": _iso(t.registered_at),
+                "ready_at": _iso(t.ready_at),
+                "waiting": ago(now, t.ready_at) if t.state == READY else None,
+                "overdue": view.overdue,
+                "promoted_at": _iso(t.promoted_at),
+                "close_reason": t.close_reason or t.hold_reason,
+            }
+        )
+    return rows
+
+
+def _median_hours(deltas: list[dt.timedelta]) -> float | None:
+    if not deltas:
+        return None
+    return round(statistics.median(d.total_seconds() for d in deltas) / 3600, 1)
+
+
+def funnel(session: Session, rules: LivechatConfig, now: dt.datetime) -> dict[str, Any]:
+    """registered → ready → promoted, the two medians, and who is overdue now."""
+    first_ready = dict(
+        session.execute(
+            select(Event.trainee_id, func.min(Event.at))
+            .where(Event.kind == "ready", Event.trainee_id.is_not(None))
+            .group_by(Event.trainee_id)
+        ).all()
+    )
+    attempts = list(session.execute(select(Trainee.id, Trainee.registered_at)).all())
+    promoted = list(
+        session.execute(
+            select(Trainee.ready_at, Trainee.promoted_at).where(Trainee.state == PROMOTED)
+        ).all()
+    )
+    to_ready = [first_ready[i] - registered for i, registered in attempts if i in first_ready]
+    to_promoted = [p - r for r, p in promoted if r is not None and p is not None]
+    due = now - dt.timedelta(hours=rules.sla_hours)
+    overdue = session.scalars(
+        select(Person.last_nick)
+        .join(Trainee, Trainee.person_id == Person.id)
+        .where(Trainee.state == READY, Trainee.ready_at <= due)
+        .order_by(Trainee.ready_at)
+    ).all()
+    return {
+        "registered": len(attempts),
+        "ready": len(first_ready),
+        "promoted": len(promoted),
+        "median_hours_to_ready": _median_hours(to_ready),
+        "median_hours_ready_to_promoted": _median_hours(to_promoted),
+        "overdue_now": [nick or "?" for nick in overdue],
+    }
+
+
+def _table(session: Session, model: type) -> list[dict[str, Any]]:
+    columns = [c.key for c in inspect(model).columns]
+    stmt = select(model).order_by(model.id)
+    return [{c: _iso(getattr(row, c)) for c in columns} for row in session.scalars(stmt)]
+
+
+def export_tables(session: Session) -> dict[str, list[dict[str, Any]]]:
+    """Every row of people, trainees, vouches and the audit log, by table name."""
+    return {
+        "people": _table(session, Person),
+        "trainees": _table(session, Trainee),
+        "vouches": _table(session, Vouch),
+        "events": _table(session, Event),
+    }

@@ -1,0 +1,256 @@
+"""The plumbing under the workflow: the unit of work, lookups, counting, the audit log.
+
+Kept apart from :mod:`.workflow` so that the rules read as rules. Nothing here decides
+anything: it finds people and attempts, counts the vouches that count, and writes events.
+No IRC either: names arrive already folded by whoever called.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ircbot import outbox
+from ircbot.casemapping import CaseMapping
+
+from .config import LivechatConfig
+from .models import OPEN, Event, Person, Trainee, Vouch
+from .roles import Role
+
+__all__ = [
+    "PING",
+    "REMINDER",
+    "TO_TRAINEE",
+    "Notifier",
+    "OutboxNotifier",
+    "Subject",
+    "Unit",
+    "ago",
+    "coordinators",
+    "count_vouches",
+    "counted_vouches",
+    "find_by_name",
+    "latest_attempt",
+    "log_delivery",
+    "log_event",
+    "open_attempt",
+    "person_by_key",
+    "person_by_nick",
+    "ref_of",
+    "stamp",
+    "touch",
+]
+
+SEEN_RESOLUTION = dt.timedelta(minutes=5)
+
+# Outbox kinds: coordinators' ready pings, their SLA reminders, messages to the trainee.
+PING, REMINDER, TO_TRAINEE = "ping", "sla_reminder", "trainee"
+
+
+class Notifier(Protocol):
+    """Where durable messages go: the bot's context, or :class:`OutboxNotifier`."""
+
+    def notify(
+        self, recipient: str, text: str, *, kind: str = "message", ref: str | None = None
+    ) -> None: ...
+
+    def cancel_notifications(self, ref: str, kind: str | None = None) -> int: ...
+
+
+@dataclass(frozen=True)
+class OutboxNotifier:
+    """Durable messages straight into the outbox table, for callers without a bot context."""
+
+    session: Session
+    now: dt.datetime
+
+    def notify(
+        self, recipient: str, text: str, *, kind: str = "message", ref: str | None = None
+    ) -> None:
+        outbox.enqueue(self.session, recipient, text, now=self.now, kind=kind, ref=ref)
+
+    def cancel_notifications(self, ref: str, kind: str | None = None) -> int:
+        return outbox.cancel(self.session, ref=ref, now=self.now, kind=kind)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One transaction's worth of context: session, time, settings, durable messages."""
+
+    session: Session
+    now: dt.datetime
+    rules: LivechatConfig
+    notifier: Notifier
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A person named in a command; ``person`` is None if nobody known holds or held ``nick``.
+
+    ``offline`` means they were found by the nick they last used, not by who holds it now.
+    """
+
+    nick: str
+    person: Person | None
+    offline: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.nick} (offline)" if self.offline else self.nick
+
+
+def ref_of(trainee: Trainee) -> str:
+    """The outbox ``ref`` of every message about one attempt (cancelled together)."""
+    return f"trainee:{trainee.id}"
+
+
+def ago(now: dt.datetime, then: dt.datetime | None) -> str:
+    """A short duration: ``45m``, ``3h``, ``2d 4h``."""
+    if then is None:
+        return "?"
+    minutes = max(0, int((now - then).total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours}h"
+    days, rest = divmod(hours, 24)
+    return f"{days}d {rest}h" if rest else f"{days}d"
+
+
+def stamp(when: dt.datetime | None) -> str:
+    """A timestamp as people read it: ``2026-01-02 14:05 UTC``."""
+    return when.strftime("%Y-%m-%d %H:%M UTC") if when else "?"
+
+
+def log_event(
+    unit: Unit,
+    kind: str,
+    person: Person,
+    actor: Person | None,
+    trainee: Trainee | None = None,
+    detail: str | None = None,
+) -> None:
+    """Append to the audit log; ``actor`` None is the bot, a config seed or the CLI."""
+    unit.session.add(
+        Event(
+            trainee_id=trainee.id if trainee else None,
+            person_id=person.id,
+            actor_id=actor.id if actor else None,
+            kind=kind,
+            detail=detail,
+            at=unit.now,
+        )
+    )
+
+
+def person_by_key(session: Session, key: str) -> Person | None:
+    return session.scalar(select(Person).where(Person.identity == key))
+
+
+def person_by_nick(session: Session, nick_key: str) -> Person | None:
+    """Who last used this (folded) nick in front of the bot."""
+    stmt = select(Person).where(Person.nick_key == nick_key).order_by(Person.id.desc()).limit(1)
+    return session.scalar(stmt)
+
+
+def find_by_name(session: Session, name: str) -> Person | None:
+    """A person named on the command line: identity first, else the nick they last used.
+
+    Without a server there is no CASEMAPPING: rfc1459 (the protocol default) folds nicks.
+    """
+    folded = CaseMapping.from_name(None).fold(name)
+    return (
+        person_by_key(session, name.lower())
+        or person_by_key(session, folded)
+        or person_by_nick(session, folded)
+        or person_by_nick(session, name.lower())
+    )
+
+
+def touch(unit: Unit, key: str, nick: str | None = None, nick_key: str | None = None) -> Person:
+    """The person with identity ``key`` (created if new), noting the nick they use now."""
+    session = unit.session
+    person = person_by_key(session, key)
+    if person is None:
+        person = Person(identity=key, role=Role.NONE, role_manual=False, created_at=unit.now)
+        try:
+            with session.begin_nested():
+                session.add(person)
+        except IntegrityError:  # created by a concurrent command a moment ago
+            person = person_by_key(session, key)
+            assert person is not None
+    if nick and (person.last_nick != nick or person.nick_key != nick_key):
+        if nick_key:  # a nick names one person: whoever used it last
+            session.execute(
+                update(Person)
+                .where(Person.nick_key == nick_key, Person.id != person.id)
+                .values(nick_key=None)
+                .execution_options(synchronize_session=False)
+            )
+        person.last_nick, person.nick_key = nick, nick_key
+    seen = person.last_seen_at
+    if nick and (seen is None or unit.now - seen >= SEEN_RESOLUTION):
+        person.last_seen_at = unit.now  # coarse, so that reading commands don't all write
+    return person
+
+
+def open_attempt(session: Session, person_id: int, *, lock: bool = False) -> Trainee | None:
+    """The person's open attempt; ``lock`` takes the row lock that serialises its changes."""
+    stmt = select(Trainee).where(Trainee.person_id == person_id, Trainee.state.in_(OPEN))
+    if lock:
+        stmt = stmt.with_for_update(of=Trainee).execution_options(populate_existing=True)
+    return session.scalar(stmt)
+
+
+def latest_attempt(session: Session, person_id: int) -> Trainee | None:
+    stmt = select(Trainee).where(Trainee.person_id == person_id).order_by(Trainee.id.desc())
+    return session.scalar(stmt.limit(1))
+
+
+def _counted(stmt: Select, trainee_id: int) -> Select:
+    return stmt.join(Person, Person.id == Vouch.voucher_id).where(
+        Vouch.trainee_id == trainee_id,
+        Vouch.retracted_at.is_(None),
+        Person.role >= Role.HELPER,
+    )
+
+
+def counted_vouches(session: Session, trainee_id: int) -> list[Vouch]:
+    """The vouches that count now: not retracted, by someone who is still a helper."""
+    stmt = _counted(select(Vouch), trainee_id).order_by(Vouch.created_at, Vouch.id)
+    return list(session.scalars(stmt))
+
+
+def count_vouches(session: Session, trainee_id: int) -> int:
+    stmt = _counted(select(func.count()).select_from(Vouch), trainee_id)
+    return session.scalar(stmt) or 0
+
+
+def coordinators(session: Session) -> list[Person]:
+    stmt = select(Person).where(Person.role == Role.COORDINATOR).order_by(Person.id)
+    return list(session.scalars(stmt))
+
+
+def log_delivery(session: Session, message: outbox.OutboxMessage) -> None:
+    """Record in the audit log that a coordinator's ping or reminder reached them."""
+    ref = message.ref or ""
+    if message.kind not in (PING, REMINDER) or not ref.startswith("trainee:"):
+        return
+    trainee = session.get(Trainee, int(ref.partition(":")[2]))
+    if trainee is None:
+        return
+    recipient = person_by_key(session, message.recipient)
+    kind = "ping_delivered" if message.kind == PING else "reminder_delivered"
+    to = recipient.name if recipient else message.recipient
+    at = message.delivered_at or message.created_at
+    session.add(
+        Event(
+            trainee_id=trainee.id, person_id=trainee.person_id, kind=kind, detail=f"to {to}", at=at
+        )
+    )

@@ -1,0 +1,135 @@
+"""The rules that run on the clock: the 24-hour promise and idle trainees.
+
+The original process broke because a ready trainee waited on one person's memory. Here a
+ready trainee not promoted within ``sla_hours`` makes the bot remind every coordinator, again
+every ``reminder_hours`` until someone acts; a trainee with no vouch for ``idle_days`` is
+reminded once, and closed ``idle_days`` later ("say !newhelper to come back"). All of it is
+written like the pings: outbox rows in the same transaction as the bookkeeping and the audit
+event, so a restart neither loses nor repeats a reminder. Each reminder replaces the earlier
+undelivered one about the same trainee, so someone away for a week finds one, not fourteen.
+
+:func:`run_timers` is idempotent for a given "now": run it as often as you like.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_, select, update
+
+from .models import CLOSED_IDLE, READY, TRAINING, Trainee
+from .store import REMINDER, TO_TRAINEE, Unit, ago, coordinators, log_event, ref_of
+from .workflow import close
+
+__all__ = ["TimerReport", "run_timers"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TimerReport:
+    """What one run did, by trainee id (for logs and tests)."""
+
+    reminded: list[int] = field(default_factory=list)
+    idle_reminded: list[int] = field(default_factory=list)
+    idle_closed: list[int] = field(default_factory=list)
+
+
+def run_timers(unit: Unit) -> TimerReport:
+    """Send the reminders that are due and close the trainees idle for too long."""
+    report = TimerReport()
+    _sla_reminders(unit, report)
+    _idle(unit, report)
+    return report
+
+
+def _claim(unit: Unit, trainee: Trainee, state: str, column: str, old: object, **values) -> bool:
+    """Take one reminder for this run: false if a concurrent run took it first."""
+    result = unit.session.execute(
+        update(Trainee)
+        .where(
+            Trainee.id == trainee.id,
+            Trainee.state == state,
+            getattr(Trainee, column).is_(None) if old is None else getattr(Trainee, column) == old,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    unit.session.refresh(trainee)
+    return result.rowcount == 1
+
+
+def _sla_reminders(unit: Unit, report: TimerReport) -> None:
+    now, rules = unit.now, unit.rules
+    overdue = now - dt.timedelta(hours=rules.sla_hours)
+    again = now - dt.timedelta(hours=rules.reminder_hours)
+    stmt = (
+        select(Trainee)
+        .where(Trainee.state == READY, Trainee.ready_at <= overdue)
+        .where(or_(Trainee.sla_reminded_at.is_(None), Trainee.sla_reminded_at <= again))
+        .order_by(Trainee.ready_at)
+    )
+    keys = None
+    for trainee in unit.session.scalars(stmt).all():
+        n = trainee.sla_reminders + 1
+        if not _claim(
+            unit,
+            trainee,
+            READY,
+            "sla_reminded_at",
+            trainee.sla_reminded_at,
+            sla_reminded_at=now,
+            sla_reminders=n,
+        ):
+            continue
+        nick = trainee.person.name
+        text = (
+            f"Reminder: {nick} has been ready for {ago(now, trainee.ready_at)}, "
+            f"past the {rules.sla_hours:g}h promise. Say !promote {nick} (or !hold {nick} <why>)"
+        )
+        unit.notifier.cancel_notifications(ref_of(trainee), kind=REMINDER)
+        keys = keys if keys is not None else [c.identity for c in coordinators(unit.session)]
+        for key in keys:
+            unit.notifier.notify(key, text, kind=REMINDER, ref=ref_of(trainee))
+        log_event(unit, "sla_reminder", trainee.person, None, trainee, f"reminder {n}")
+        report.reminded.append(trainee.id)
+
+
+def _idle(unit: Unit, report: TimerReport) -> None:
+    now, days = unit.now, unit.rules.idle_days
+    idle_since = now - dt.timedelta(days=days)
+    to_remind = (
+        select(Trainee)
+        .where(Trainee.state == TRAINING, Trainee.last_activity_at <= idle_since)
+        .where(Trainee.idle_reminded_at.is_(None))
+        .order_by(Trainee.last_activity_at)
+    )
+    for trainee in unit.session.scalars(to_remind).all():
+        if not _claim(unit, trainee, TRAINING, "idle_reminded_at", None, idle_reminded_at=now):
+            continue
+        unit.notifier.notify(
+            trainee.person.identity,
+            f"No helper has vouched for you in {days:g} days. Still learning? Ask in the "
+            f"channel to shadow chats; without a vouch in {days:g} days your training closes.",
+            kind=TO_TRAINEE,
+            ref=ref_of(trainee),
+        )
+        log_event(unit, "idle_reminder", trainee.person, None, trainee, f"{days:g} days idle")
+        report.idle_reminded.append(trainee.id)
+    to_close = (
+        select(Trainee)
+        .where(Trainee.state == TRAINING, Trainee.idle_reminded_at <= idle_since)
+        .order_by(Trainee.idle_reminded_at)
+    )
+    for trainee in unit.session.scalars(to_close).all():
+        if close(unit, trainee, CLOSED_IDLE, None, f"idle: no vouch for {2 * days:g} days"):
+            unit.notifier.notify(
+                trainee.person.identity,
+                "Your training closed after a long time without vouches: "
+                "say !newhelper to come back.",
+                kind=TO_TRAINEE,
+                ref=ref_of(trainee),
+            )
+            report.idle_closed.append(trainee.id)

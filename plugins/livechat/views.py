@@ -1,0 +1,222 @@
+"""What people are shown: status lines, the ready list, the trainee list, a timeline.
+
+Read-only, and no IRC: each function takes a session and returns text (one short line per
+item) or the rows behind it, so the IRC commands and the CLI show the same thing. Every query
+here is an index lookup (see the indexes in :mod:`.models`), so answers stay quick however
+long the history grows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from .config import LivechatConfig
+from .models import ON_HOLD, OPEN, PROMOTED, READY, TRAINING, Event, Person, Trainee, Vouch
+from .roles import Role
+from .store import Subject, ago, latest_attempt, open_attempt, stamp
+
+__all__ = [
+    "TraineeView",
+    "VouchLine",
+    "counts",
+    "history",
+    "ready_list",
+    "status",
+    "trainee_views",
+    "trainees_page",
+]
+
+
+@dataclass(frozen=True)
+class VouchLine:
+    """A standing vouch as shown: who, whether they are still a helper, when, why."""
+
+    name: str
+    role: Role
+    created_at: dt.datetime
+    note: str | None
+
+    @property
+    def counts(self) -> bool:
+        return self.role >= Role.HELPER
+
+
+@dataclass
+class TraineeView:
+    """One attempt with the vouches on record (counted or not) and its SLA standing."""
+
+    trainee: Trainee
+    vouches: list[VouchLine]
+    threshold: int
+    overdue: bool
+
+    @property
+    def counted(self) -> list[VouchLine]:
+        return [v for v in self.vouches if v.counts]
+
+    @property
+    def nick(self) -> str:
+        return self.trainee.person.name
+
+    def vouchers(self, now: dt.datetime | None = None) -> str:
+        """``bob, carol 2h ago`` with the no-longer-counting ones marked."""
+        names = [v.name + (f" {ago(now, v.created_at)} ago" if now else "") for v in self.counted]
+        stale = [v.name for v in self.vouches if not v.counts]
+        if stale:
+            names.append("not counted: " + ", ".join(stale))
+        return ", ".join(names) or "none yet"
+
+    def tally(self) -> str:
+        return f"{len(self.counted)}/{self.threshold}"
+
+
+def trainee_views(
+    session: Session, rules: LivechatConfig, now: dt.datetime, trainees: Sequence[Trainee]
+) -> list[TraineeView]:
+    """Views of several attempts with one query for all their standing vouches."""
+    ids = [t.id for t in trainees]
+    by_trainee: dict[int, list[VouchLine]] = {i: [] for i in ids}
+    if ids:
+        stmt = (
+            select(
+                Vouch.trainee_id,
+                func.coalesce(Person.last_nick, Person.identity),
+                Person.role,
+                Vouch.created_at,
+                Vouch.note,
+            )
+            .join(Person, Person.id == Vouch.voucher_id)
+            .where(Vouch.trainee_id.in_(ids), Vouch.retracted_at.is_(None))
+            .order_by(Vouch.created_at, Vouch.id)
+        )
+        for trainee_id, name, role, created_at, note in session.execute(stmt):
+            by_trainee[trainee_id].append(VouchLine(name, role, created_at, note))
+    due = now - dt.timedelta(hours=rules.sla_hours)
+    return [
+        TraineeView(
+            t,
+            by_trainee[t.id],
+            rules.threshold,
+            overdue=t.state == READY and t.ready_at is not None and t.ready_at <= due,
+        )
+        for t in trainees
+    ]
+
+
+def status(
+    session: Session, rules: LivechatConfig, now: dt.datetime, subject: Subject, *, me: bool
+) -> str:
+    """``!status``: state, vouches of the threshold, from whom, since when."""
+    person = subject.person
+    who = "you are" if me else f"{subject.label} is"
+    if person is None:
+        return f"{who} not a trainee (say !newhelper to start)"
+    trainee = open_attempt(session, person.id) or latest_attempt(session, person.id)
+    if person.role >= Role.HELPER:
+        line = f"{who} a {person.role.label}"
+        if trainee is not None and trainee.state == PROMOTED:
+            by = trainee.promoted_by.name if trainee.promoted_by else "the bot"
+            line += f", promoted by {by} on {stamp(trainee.promoted_at)}"
+        return line
+    if trainee is None:
+        return f"{who} not a trainee (say !newhelper to start)"
+    view = trainee_views(session, rules, now, [trainee])[0]
+    since = ago(now, trainee.state_since)
+    if trainee.state == TRAINING:
+        return f"{who} in training for {since}, {view.tally()} vouches: {view.vouchers(now)}"
+    if trainee.state == READY:
+        late = ", OVERDUE" if view.overdue else ""
+        return (
+            f"{who} ready for {since}{late}, {view.tally()} vouches: {view.vouchers()}; "
+            "waiting for a coordinator"
+        )
+    if trainee.state == ON_HOLD:
+        by = trainee.held_by.name if trainee.held_by else "?"
+        return f"{who} on hold for {since} by {by}: {trainee.hold_reason}; {view.tally()} vouches"
+    return (
+        f"{who} not in training: {trainee.state} {since} ago ({trainee.close_reason}); "
+        "!newhelper starts afresh"
+    )
+
+
+def ready_line(view: TraineeView, now: dt.datetime, *, detail: bool = False) -> str:
+    """One ready trainee: vouchers, chat account, time waiting, overdue mark."""
+    t = view.trainee
+    account = t.chat_account or "no chat account"
+    waiting = ago(now, t.ready_at)
+    line = f"{view.nick} {view.tally()} by {view.vouchers()}; {account}; waiting {waiting}"
+    if view.overdue:
+        line += " OVERDUE"
+    if detail:
+        notes = "; ".join(f"{v.name}: {v.note}" for v in view.vouches if v.note)
+        line += f"; registered {stamp(t.registered_at)}" + (f"; notes: {notes}" if notes else "")
+    return line
+
+
+def ready_list(
+    session: Session, rules: LivechatConfig, now: dt.datetime, limit: int | None = None
+) -> tuple[int, int, list[TraineeView]]:
+    """``!ready``: how many are ready, how many overdue, and the longest waiting first."""
+    due = now - dt.timedelta(hours=rules.sla_hours)
+    ready = Trainee.state == READY
+    late = func.sum(case((Trainee.ready_at <= due, 1), else_=0))
+    total, overdue = session.execute(select(func.count(), late).where(ready)).one()
+    stmt = select(Trainee).where(ready).order_by(Trainee.ready_at, Trainee.id).limit(limit)
+    return total, overdue or 0, trainee_views(session, rules, now, list(session.scalars(stmt)))
+
+
+def counts(session: Session) -> dict[str, int]:
+    """How many attempts are in each open state."""
+    stmt = (
+        select(Trainee.state, func.count()).where(Trainee.state.in_(OPEN)).group_by(Trainee.state)
+    )
+    found = {state: 0 for state in OPEN}
+    found.update({state: n for state, n in session.execute(stmt)})
+    return found
+
+
+def trainees_page(
+    session: Session, rules: LivechatConfig, now: dt.datetime, page: int
+) -> tuple[dict[str, int], list[TraineeView], int]:
+    """``!trainees``: counts, one page of ready-then-training trainees, the number of pages."""
+    found = counts(session)
+    total = found[READY] + found[TRAINING]
+    pages = max(1, -(-total // rules.page_size))
+    start = (min(max(page, 1), pages) - 1) * rules.page_size
+    ids: list[int] = []
+    if start < found[READY]:
+        stmt = (
+            select(Trainee.id).where(Trainee.state == READY).order_by(Trainee.ready_at, Trainee.id)
+        )
+        ids += session.scalars(stmt.offset(start).limit(rules.page_size))
+    room = rules.page_size - len(ids)
+    if room > 0:
+        stmt = (
+            select(Trainee.id)  # ids first: the offset walks the index, not the rows
+            .where(Trainee.state == TRAINING)
+            .order_by(Trainee.registered_at, Trainee.id)
+            .offset(max(0, start - found[READY]))
+            .limit(room)
+        )
+        ids += session.scalars(stmt)
+    loaded = {t.id: t for t in session.scalars(select(Trainee).where(Trainee.id.in_(ids)))}
+    chosen = [loaded[i] for i in ids]
+    return found, trainee_views(session, rules, now, chosen), pages
+
+
+def history(session: Session, person: Person) -> list[str]:
+    """``!history``: the audit log of the person's attempts and roles, oldest first
+    (registered, vouches, ready, pings delivered, holds, promotion), each with actor and time."""
+    stmt = select(Event).where(Event.person_id == person.id).order_by(Event.at, Event.id)
+    lines = []
+    for e in session.scalars(stmt):
+        actor = e.actor.name if e.actor else "bot"
+        attempt = f"#{e.trainee_id} " if e.trainee_id else ""
+        detail = f": {e.detail}" if e.detail else ""
+        lines.append(f"{stamp(e.at)} {attempt}{e.kind} by {actor}{detail}")
+    return lines
