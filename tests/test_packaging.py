@@ -1,14 +1,16 @@
 """A non-editable install carries the bundled plugin and the migrations, not only a checkout.
 
-Builds the wheel, installs it into a fresh virtual environment (dependencies come from the
-system site-packages, so no network is needed), and runs the console script from a folder
-outside the checkout: ``init``, ``config check`` and ``db upgrade`` must all work there.
+Builds the wheel, installs it into a fresh virtual environment (its dependencies are the
+ones the test runs with, made visible by a ``.pth`` line, so no network is needed), and runs
+the console script from a folder outside the checkout: ``init``, ``config check`` and
+``db upgrade`` must all work there.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import sysconfig
 import venv
 from pathlib import Path
 
@@ -31,8 +33,15 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     (wheel,) = wheels.glob("livechat_bot-*.whl")
 
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, system_site_packages=True, with_pip=True)
+    venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
+    site_packages = run(
+        str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=tmp_path
+    ).stdout.strip()
+    # A path line in a .pth adds the directory but not the .pth files in it, so the
+    # checkout's editable install stays invisible and ircbot must come from the wheel.
+    ours = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    (Path(site_packages) / "test-dependencies.pth").write_text("\n".join(sorted(ours)) + "\n")
     installed = run(str(python), "-m", "pip", "install", "--no-deps", str(wheel), cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr
 
