@@ -11,16 +11,45 @@ someone else's today. Trust is placed in one of two things, chosen by ``[bot] id
     commands that need identity are refused with "log in to services first", never run as if
     the nick were enough.
 ``hostmask`` (networks without services)
-    ``user@host`` of the connection (the nick excluded, since it changes freely), folded with
-    the server's casemapping; roles may be granted to ``nick!user@host`` glob masks. Weaker,
-    and only used when the configuration opts into it.
+    ``user@host`` of the connection (the nick excluded, since it changes freely); roles may
+    be granted to ``nick!user@host`` glob masks. Weaker, and only used when the configuration
+    opts into it.
+
+Either way the stored key is :func:`identity_key` of the account or ``user@host``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Identity", "Target"]
+from ircbot.casemapping import CaseMapping
+
+__all__ = ["Identity", "Target", "identity_key"]
+
+_KEY_MAPPING = CaseMapping.from_name("ascii")
+
+
+def identity_key(name: str) -> str:
+    """The key an account name or ``user@host`` is stored and compared under.
+
+    Every place that builds or looks up an identity key goes through here: the resolver and
+    the network state (names the server sent), the config seeds and the command line (names
+    a person typed). Keys outlive any one connection (seeds are applied before the bot
+    connects, the CLI never connects), so they cannot follow the CASEMAPPING a server
+    announces: they fold ``A-Z`` only, the ``ascii`` mapping, on every network.
+
+    Why not rfc1459, the protocol's default: folding more than the services do would make
+    two accounts one person (``a[b]`` and ``a{b}`` are different accounts where the server's
+    mapping is ascii), and an impostor could register the twin of a coordinator's account.
+    Folding less costs little: services always name an account in its registered spelling,
+    so only a config or command-line name that swaps ``[]\\`` for ``{}|`` goes unmatched.
+
+    >>> identity_key("Alice[m]")
+    'alice[m]'
+    >>> identity_key("~Late@Host.Example")
+    '~late@host.example'
+    """
+    return _KEY_MAPPING.fold(name)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 The state is fed by events (JOIN, PART, KICK, QUIT, NICK, ACCOUNT, AWAY, CHGHOST, WHO/WHOX
 replies) and answers three questions: which identity holds a nick now, how to reach a person
 (identity key -> nicks), and whether they would read a message now (in a shared channel,
-not away). All names are folded with the server's CASEMAPPING before they are used as keys.
+not away). Nicks and channels are folded with the server's CASEMAPPING before they are used
+as keys; identity keys with :func:`~ircbot.identity.identity_key`, the same on every server.
 
 An account learned here is only *certain* while the server tells us when it changes
 (``account-notify``); without it an account seen at JOIN may be stale, and the resolver asks
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ircbot.casemapping import CaseMapping
-from ircbot.identity import Identity
+from ircbot.identity import Identity, identity_key
 
 __all__ = ["NetworkState", "User"]
 
@@ -78,8 +79,8 @@ class NetworkState:
     def key_of(self, user: User) -> str | None:
         """The identity key of a tracked user, or None if they have none (not logged in)."""
         if self.identity_mode == "hostmask":
-            return self.fold(f"{user.user}@{user.host}") if user.host else None
-        return self.fold(user.account) if user.account else None
+            return identity_key(f"{user.user}@{user.host}") if user.host else None
+        return identity_key(user.account) if user.account else None
 
     def identity_of(self, user: User) -> Identity | None:
         key = self.key_of(user)

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ircbot.identity import Identity, Target
+from ircbot.identity import Identity, Target, identity_key
 from ircbot.network import NetworkState
 
 __all__ = ["UNVERIFIED", "Resolver", "WhoisResult"]
@@ -72,13 +72,13 @@ class Resolver:
         """The speaker's identity from the line and tracked state, UNVERIFIED if WHOIS is needed."""
         net = self.network
         if net.identity_mode == "hostmask":
-            return Identity(key=net.fold(f"{user}@{host}"), nick=nick, user=user, host=host)
+            return Identity(key=identity_key(f"{user}@{host}"), nick=nick, user=user, host=host)
         if "account-tag" in net.caps:
             # With account-tag the server tags every line of a logged-in user: no tag, no account.
             account = tags.get("account")
             if account and account != "*":
                 return Identity(
-                    key=net.fold(account), nick=nick, user=user, host=host, account=account
+                    key=identity_key(account), nick=nick, user=user, host=host, account=account
                 )
             return None
         tracked = net.get(nick)
@@ -133,12 +133,12 @@ class Resolver:
         if net.identity_mode == "hostmask":
             if not result.host:
                 return UNVERIFIED
-            key = net.fold(f"{result.user}@{result.host}")
+            key = identity_key(f"{result.user}@{result.host}")
             return Identity(key=key, nick=result.nick, user=result.user, host=result.host)
         if not result.account:
             return None
         return Identity(
-            key=net.fold(result.account),
+            key=identity_key(result.account),
             nick=result.nick,
             user=result.user,
             host=result.host,

@@ -4,13 +4,16 @@ parsing, reconnect backoff and the CAP/SASL state machine fed with replayed serv
 from __future__ import annotations
 
 import base64
+import doctest
 import random
 
 import pytest
 
+from ircbot import identity
 from ircbot.capabilities import CapNegotiator, SaslFailed, sasl_plain_chunks
 from ircbot.casemapping import CaseMapping
 from ircbot.dispatch import RateLimiter
+from ircbot.identity import identity_key
 from ircbot.lines import MAX_LINE_BYTES, sanitize, split_message, text_budget
 from ircbot.plugin import Command, Plugin, UsageError, parse_usage, split_args
 from ircbot.ratelimit import TokenBucket
@@ -74,6 +77,12 @@ def test_mask_wildcards_and_anchoring():
     assert not m.match("al?ce!*@*", "allice!a@h")
     assert not m.match("*!*@127.0.0.1", "alice!~alice@127.0.0.10")  # anchored at the end
     assert not m.match("*.*", "abc")  # "." is literal
+
+
+def test_identity_keys_fold_letters_only_whatever_the_server():
+    assert doctest.testmod(identity).failed == 0
+    assert identity_key("IKHelp[M]") == identity_key("ikhelp[m]") == "ikhelp[m]"
+    assert identity_key("a[b]") != identity_key("a{b}")  # two accounts on an ascii network
 
 
 # ---------------------------------------------------------------------- line splitting

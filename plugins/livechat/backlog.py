@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ircbot.casemapping import CaseMapping
+from ircbot.identity import identity_key
 
 from .models import Vouch
 from .roles import Role
@@ -128,7 +129,7 @@ def import_backlog(unit: Unit, rows: Sequence[BacklogRow]) -> ImportReport:
     report = ImportReport()
     seen: dict[str, int] = {}
     for row in rows:
-        key = row.account.lower()
+        key = identity_key(row.account)
         if key in seen:
             raise ImportRowError(row.row, f"{row.account} is already on row {seen[key]}")
         seen[key] = row.row

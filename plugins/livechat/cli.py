@@ -23,6 +23,8 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from ircbot.identity import identity_key
+
 from . import plugin, reports, team, views, workflow
 from .backlog import ImportRowError, import_backlog, read_csv
 from .config import LivechatConfig
@@ -191,7 +193,7 @@ def _new_person(app: Any, unit: Unit, name: str) -> Person:
         raise BadInput(f"unknown name {name!r}: in hostmask mode give user@host")
     if not name or any(c in name for c in " !,;"):
         raise BadInput(f"{name!r} is not an account name")
-    return touch(unit, name.lower())
+    return touch(unit, identity_key(name))
 
 
 helper = _role_group("helper")

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ircbot.context import BaseContext, CommandContext, JobContext
-from ircbot.identity import Identity, Target
+from ircbot.identity import Identity, Target, identity_key
 from ircbot.outbox import OutboxMessage
 
 from . import plugin, team, views, workflow
@@ -265,7 +265,8 @@ def seed_roles(ctx: JobContext) -> None:
     for role, entries in ((Role.HELPER, r.helpers), (Role.COORDINATOR, r.coordinators)):
         for entry in entries:
             if not _is_mask(entry):
-                seeds[entry.lower()] = max(role, seeds.get(entry.lower(), Role.NONE))
+                key = identity_key(entry)
+                seeds[key] = max(role, seeds.get(key, Role.NONE))
     team.seed_roles(unit(ctx), seeds)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ircbot import outbox
 from ircbot.casemapping import CaseMapping
+from ircbot.identity import identity_key
 
 from .config import LivechatConfig
 from .models import OPEN, Event, Person, Trainee, Vouch
@@ -162,14 +163,14 @@ def person_by_nick(session: Session, nick_key: str) -> Person | None:
 def find_by_name(session: Session, name: str) -> Person | None:
     """A person named on the command line: identity first, else the nick they last used.
 
-    Without a server there is no CASEMAPPING: rfc1459 (the protocol default) folds nicks.
+    Identity keys fold the same everywhere (:func:`~ircbot.identity.identity_key`). Nick keys
+    were folded with the server's CASEMAPPING, and a shell has no server to ask: the two
+    foldings servers announce are tried, rfc1459 (the protocol's default) first, then ascii.
     """
-    folded = CaseMapping.from_name(None).fold(name)
     return (
-        person_by_key(session, name.lower())
-        or person_by_key(session, folded)
-        or person_by_nick(session, folded)
-        or person_by_nick(session, name.lower())
+        person_by_key(session, identity_key(name))
+        or person_by_nick(session, CaseMapping.from_name("rfc1459").fold(name))
+        or person_by_nick(session, CaseMapping.from_name("ascii").fold(name))
     )
 
 
