@@ -8,10 +8,11 @@ transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -98,6 +99,11 @@ class BaseContext:
     def message(self, nick: str, text: str) -> None:
         """A private message to a nick, after commit (not durable: use notify for that)."""
         self.outgoing.append(Outgoing("PRIVMSG", nick, text))
+
+    def with_config(self, config: Any) -> Self:
+        """This same unit of work (session, replies, durable messages) seen with another
+        plugin's config: for code of one plugin that runs within another's command."""
+        return dataclasses.replace(self, config=config, _session=self.session)
 
     def finish(self, commit: bool) -> None:
         """Commit or roll back the unit of work; called by the dispatcher, not by handlers."""

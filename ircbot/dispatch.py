@@ -97,6 +97,7 @@ class Dispatcher:
         self.commands: dict[str, Command] = {}
         self.role_resolver: Callable[[Any, Identity], Any] | None = None
         self.role_name: Callable[[Any], str] = str
+        self.role_plugin: str | None = None
         for plugin in plugins:
             for command in plugin.commands:
                 for name in (command.name, *command.aliases):
@@ -105,6 +106,7 @@ class Dispatcher:
                     self.commands[name] = command
             if plugin.role_resolver and self.role_resolver is None:
                 self.role_resolver, self.role_name = plugin.role_resolver, plugin.role_names
+                self.role_plugin = plugin.name
 
     @property
     def declared(self) -> list[Command]:
@@ -247,10 +249,15 @@ class Dispatcher:
             self.notified(ctx.notified)
 
     def role_of(self, ctx: CommandContext) -> Any:
-        """The sender's role, asked of the plugin that declares roles (None if none does)."""
+        """The sender's role, asked of the plugin that declares roles (None if none does).
+
+        The resolver sees its own plugin's config (where its roles are configured), not
+        that of the command being run, which may be another plugin's or the core's (``!help``).
+        """
         if self.role_resolver is None or ctx.sender is None:
             return None
-        return self.role_resolver(ctx, ctx.sender)
+        owner = ctx.with_config(self.plugin_configs.get(self.role_plugin or ""))
+        return self.role_resolver(owner, ctx.sender)
 
     def flush(self, outgoing: Iterable[Outgoing]) -> None:
         for message in outgoing:

@@ -37,7 +37,7 @@ HISTORY_LINES = 30  # the latest events by private message; the CLI shows them a
 
 # -- helpers every handler uses ------------------------------------------------------------------
 def rules(ctx: BaseContext) -> LivechatConfig:
-    """The ``[livechat]`` section (defaults if the context carries another plugin's)."""
+    """The ``[livechat]`` section (its defaults if the context carries none)."""
     return ctx.config if isinstance(ctx.config, LivechatConfig) else LivechatConfig()
 
 
