@@ -177,9 +177,8 @@ def run(app: App) -> None:
         signal.signal(sig, lambda signum, frame: bot.stop(0))
     try:
         code = bot.run()
-    except FatalError as exc:
-        logger.error("%s", exc)
-        sys.exit(1)
+    except FatalError:
+        sys.exit(1)  # its reason is already logged, in one line, where it was raised
     logger.info("stopped")
     sys.exit(code)
 

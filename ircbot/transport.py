@@ -49,7 +49,10 @@ _CTCP_RATE = 0.2
 
 
 class FatalError(Exception):
-    """An error after which the bot must stop rather than carry on (e.g. SASL required)."""
+    """An error after which the bot must stop rather than carry on (e.g. SASL required).
+
+    Its reason is logged where it is raised, so whoever catches it only stops the bot.
+    """
 
 
 class Backoff:

@@ -1,5 +1,6 @@
 """The bot as it runs in production, ``python -m ircbot -c FILE run``: it leaves IRC cleanly
-on SIGTERM and SIGINT, its outbox survives SIGKILL, and ``ircbot db upgrade`` builds the schema.
+on SIGTERM and SIGINT, its outbox survives SIGKILL, a refused SASL login stops it with one
+line, and ``ircbot db upgrade`` builds the schema.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import create_engine, inspect
 from ircbot import outbox, storage
 from ircbot.clock import utcnow
 from tests.support.botproc import BotProcess, dump_toml
+from tests.support.botthread import bot_config
 
 
 def process_config(ngircd, nick: str, channel: str, db_url: str = "sqlite:///bot.db") -> dict:
@@ -95,6 +97,32 @@ def test_outbox_survives_sigkill_and_is_delivered_once(ngircd, irc_client, tmp_p
         assert delivered_at() is not None
         late.expect_none(r"crash", source="killbot", within=0.5)
     engine.dispose()
+
+
+def test_a_refused_sasl_login_stops_the_run_with_one_error_line(scripted_server):
+    irc = {"sasl_username": "prsasl", "sasl_password_env": "PR_SASL_PW", "caps": ["sasl"]}
+    config = bot_config(scripted_server.host, scripted_server.port, "sqlite:///bot.db", irc=irc)
+    config["bot"]["log_level"] = "INFO"
+    with BotProcess(config, env={"PR_SASL_PW": "not-the-password"}) as bot:
+        scripted_server.wait_for_client(timeout=15)
+        for line in (r"^CAP LS 302$", r"^NICK ", r"^USER "):
+            scripted_server.expect_line(line)
+        scripted_server.send(":irc.test CAP * LS :sasl=PLAIN")
+        scripted_server.expect_line(r"^CAP REQ :sasl$")
+        scripted_server.send(":irc.test CAP * ACK :sasl")
+        scripted_server.expect_line(r"^AUTHENTICATE PLAIN$")
+        scripted_server.send("AUTHENTICATE :+")
+        scripted_server.expect_line(r"^AUTHENTICATE ")
+        scripted_server.send(":irc.test 904 lcbot :SASL authentication failed")
+        scripted_server.expect_line(r"^QUIT", skip=True)
+        scripted_server.close_client()
+        assert wait_exit(bot) == 1
+        log = bot.log_text().splitlines()
+    assert "Traceback" not in "\n".join(log)
+    errors = [line for line in log if " ERROR " in line]
+    assert len(errors) == 1, errors
+    assert "prsasl" in errors[0] and "SASL authentication failed" in errors[0], errors
+    assert [line for line in log if "SASL" in line] == errors
 
 
 def test_db_upgrade_creates_the_tables(tmp_path):
