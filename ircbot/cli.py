@@ -3,7 +3,8 @@
 ``-c FILE`` belongs to the group and comes before the command (``ircbot -c bot.toml run``).
 Plugins add their own commands (``ircbot trainee list`` ...) through ``Plugin.cli``; they
 reach the configuration and the database through the :class:`App` in ``click``'s ``ctx.obj``.
-Configuration problems print one line naming the file and key and exit with code 2.
+Configuration problems print one line naming the file and key and exit with code 2; a
+database that cannot be opened, one line naming it and exit code 1.
 """
 
 from __future__ import annotations
@@ -133,11 +134,18 @@ class _PluginGroup(click.Group):
         return super().get_command(ctx, name) or self._plugin_commands().get(name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from ircbot.storage import DatabaseUnavailable
+
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except DatabaseUnavailable as exc:
+            # 1, not the 2 of a bad config: a database that is down or not mounted yet may be
+            # back in a moment, and a supervisor should try again.
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=_PluginGroup)

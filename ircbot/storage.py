@@ -20,11 +20,13 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "Base",
+    "DatabaseUnavailable",
     "UTCDateTime",
     "make_engine",
     "make_session_factory",
@@ -42,6 +44,19 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened: one line naming it (password masked) and the reason.
+
+    A server that is down, a wrong host or password, an SQLite file in a folder that does
+    not exist: what the operator must fix, not a bug, so no traceback.
+    """
+
+    def __init__(self, engine: Engine, error: OperationalError) -> None:
+        url = engine.url.render_as_string(hide_password=True)
+        reason = str(error.orig or error).strip().partition("\n")[0]
+        super().__init__(f"cannot open the database {url}: {reason}")
 
 
 class Base(DeclarativeBase):
@@ -181,9 +196,16 @@ def is_current(engine: Engine, extra_locations: Sequence[Path] = ()) -> bool:
 
 
 def migrate(engine: Engine, extra_locations: Sequence[Path] = ()) -> None:
-    """Bring the database to the newest migration (all heads: plugins may add branches)."""
-    if is_current(engine, extra_locations):
-        return
+    """Bring the database to the newest migration (all heads: plugins may add branches).
+
+    It is the first thing to touch the database, so it is where an unreachable one is told
+    (:class:`DatabaseUnavailable`).
+    """
+    try:
+        if is_current(engine, extra_locations):
+            return
+    except OperationalError as exc:
+        raise DatabaseUnavailable(engine, exc) from None
     from alembic import command
 
     logger.info("upgrading database schema")

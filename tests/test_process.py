@@ -1,6 +1,7 @@
 """The bot as it runs in production, ``python -m ircbot -c FILE run``: it leaves IRC cleanly
 on SIGTERM and SIGINT, its outbox survives SIGKILL, a refused SASL login stops it with one
-line, and ``ircbot db upgrade`` builds the schema.
+line, and ``ircbot db upgrade`` builds the schema. A database it cannot open is one line
+naming it, for ``run`` and ``db upgrade`` alike.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from sqlalchemy import create_engine, inspect
 
 from ircbot import outbox, storage
@@ -145,3 +147,34 @@ def test_db_upgrade_creates_the_tables(tmp_path):
         engine.dispose()
     assert {"outbox", "alembic_version"} <= tables
     assert {"recipient", "text", "delivered_at", "cancelled_at"} <= columns
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql+psycopg://postgres:pr-s3cret@127.0.0.1:1/nope",
+            "postgresql+psycopg://postgres:***@127.0.0.1:1/nope",
+        ),
+        ("sqlite:///{tmp}/no/such/folder/bot.db", "sqlite:///{tmp}/no/such/folder/bot.db"),
+    ],
+    ids=["postgres-refused", "sqlite-no-folder"],
+)
+@pytest.mark.parametrize("command", [["run"], ["db", "upgrade"]], ids=" ".join)
+def test_a_database_it_cannot_open_is_one_line_and_exit_code_1(tmp_path, url, shown, command):
+    url, shown = url.format(tmp=tmp_path), shown.format(tmp=tmp_path)
+    path = tmp_path / "bot.toml"
+    # No IRC server on port 1 either: were the database opened, the bot would not hang on IRC.
+    path.write_text(dump_toml({"irc": {"port": 1}, "database": {"url": url}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "ircbot", "-c", str(path), *command],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: cannot open the database {shown}: "), lines
+    assert "pr-s3cret" not in result.stderr
