@@ -128,7 +128,7 @@ def test_every_installed_command_has_help_and_a_valid_usage():
 def test_unknown_command_is_silent_in_channel(user):
     alice = user("ci_unk")
     alice.say(CHAN, "!nosuchcommand at all")
-    alice.expect_none(source=BOT, within=0.4)
+    alice.expect_none(source=BOT, within=0.4, include_pending=True)
     assert_still_answers(alice, "ci_unk")
 
 
@@ -416,7 +416,7 @@ def test_outbox_message_waits_for_its_recipient_and_arrives_once(corebot, user):
     late.expect(r"^your vouch was recorded$", source=BOT, target="ob_late")
     assert delivered_at(corebot, message_id) is not None
     corebot.call(corebot.bot.delivery.sweep)
-    late.expect_none(r"vouch", source=BOT, within=0.4)
+    late.expect_none(r"vouch", source=BOT, within=0.4, include_pending=True)
 
 
 def test_outbox_message_for_someone_present_arrives_at_once(corebot, user):
