@@ -65,7 +65,7 @@ class CapNegotiator:
     wanted: Sequence[str]
     send: Callable[[str], None]
     sasl_username: str = ""
-    sasl_password: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
     sasl_required: bool = True
     send_secret: Callable[[str], None] | None = None
     offered: dict[str, str | None] = field(default_factory=dict)
