@@ -7,6 +7,7 @@ What this adds to the library, and why:
   before ``NICK``/``USER`` so the server holds registration for capability negotiation;
 * lenient decoding (one invalid UTF-8 byte from any user must not kill the reactor) and a
   guard around each line, so a bad line or a failing handler costs that line only;
+* a ``QUIT`` without a reason, which the library's line handling fails on, read as a quit;
 * CAP/SASL through :class:`~ircbot.capabilities.CapNegotiator` instead of the library's;
 * ISUPPORT tokens without a value (``WHOX``, ``NAMESX``...), which the library's
   ``FeatureSet`` silently drops, kept in ``connection.features`` as ``True``;
@@ -93,6 +94,16 @@ class SafeServerConnection(irc.client.ServerConnection):
             raise
         except Exception:
             logger.exception("error while handling line %r", line[:300])
+
+    def _handle_other(
+        self, arguments: list[str], command: str, source: irc.client.NickMask | None, tags: list
+    ) -> None:
+        """A QUIT with no parameter (``:nick!user@host QUIT``) is legal and some servers send
+        it, but the library takes its first argument unchecked, raises, and the quit is lost:
+        the nick would stay tracked as present. Give it an empty reason instead."""
+        if command == "quit" and not arguments:
+            arguments = [""]
+        super()._handle_other(arguments, command, source, tags)
 
 
 class Transport:

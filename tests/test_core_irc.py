@@ -345,8 +345,8 @@ def test_a_long_ping_reply_is_split_into_lines_that_fit(user):
 
 
 @pytest.fixture
-def raw_server(scripted_server, tmp_path):
-    """The bot registered on a scripted server, which can send it any bytes at all."""
+def raw_bot(scripted_server, tmp_path):
+    """The bot registered on a scripted server (``raw_server``), which can send it any bytes."""
     config = bot_config(scripted_server.host, scripted_server.port, f"sqlite:///{tmp_path}/b.db")
     bot = BotThread(config).start(wait_joined=False)
     server = scripted_server
@@ -359,9 +359,15 @@ def raw_server(scripted_server, tmp_path):
     server.expect_line(r"^JOIN #livechat$")
     server.send(":lcbot!~livechat@127.0.0.1 JOIN #livechat")
     server.expect_line(r"^WHO #livechat")
-    yield server
+    yield bot
     server.close_client()
     bot.stop()
+
+
+@pytest.fixture
+def raw_server(raw_bot, scripted_server):
+    """The scripted server the ``raw_bot`` is registered on."""
+    return scripted_server
 
 
 def test_a_bare_cr_inside_a_line_cannot_inject_a_command(raw_server):
@@ -382,6 +388,27 @@ def test_a_600_byte_line_is_survived_and_answered_within_512(raw_server):
     assert all(len(p.encode()) + 2 <= 512 for p in pieces)
     raw_server.send(":mal!~mal@evil PRIVMSG #livechat :!ping after")
     raw_server.expect_line(r"^PRIVMSG #livechat :mal: pong after$")
+
+
+def test_a_quit_without_a_reason_still_takes_the_user_away(raw_bot, raw_server):
+    """``:nick!user@host QUIT`` with no parameter at all is legal, and the irc library's own
+    handling of it fails: the bot must still forget them, and go on serving."""
+
+    def ping(text: str) -> None:  # answered only once every line before it was handled
+        raw_server.send(f":mal!~mal@evil PRIVMSG #livechat :!ping {text}")
+        raw_server.expect_line(rf"^PRIVMSG #livechat :mal: pong {text}$")
+
+    def tracked() -> bool:
+        return raw_bot.call(lambda: raw_bot.bot.network.get("gone")) is not None
+
+    raw_server.send(":gone!~gone@127.0.0.1 JOIN #livechat")
+    ping("joined")
+    assert tracked()
+    raw_server.send(":gone!~gone@127.0.0.1 QUIT")
+    ping("quit")
+    assert not tracked()
+    enqueue(raw_bot, "~gone@127.0.0.1", "you are ready")
+    ping("after")  # the next line: no WHOIS of, or message to, someone who left
 
 
 # ---------------------------------------------------------------------------- outbox
