@@ -53,8 +53,12 @@ def test_sigterm_says_quit_and_exits_0(ngircd, irc_client):
     with BotProcess(process_config(ngircd, "termbot", "#proc1")) as bot:
         watcher.expect(command="JOIN", source="termbot", timeout=15)
         os.kill(bot.pid, signal.SIGTERM)
-        watcher.expect(command="QUIT", source="termbot")
+        # A dropped socket would show as "Client closed connection": this is our own QUIT.
+        watcher.expect(r"Shutting down", command="QUIT", source="termbot")
         assert wait_exit(bot) == 0
+        # The last connection to close checkpoints the WAL and removes it: the DB was closed.
+        assert (bot.workdir / "bot.db").exists()
+        assert not (bot.workdir / "bot.db-wal").exists()
         assert "Traceback" not in bot.log_text()
 
 
@@ -63,8 +67,12 @@ def test_sigint_says_quit_and_exits_0(ngircd, irc_client):
     with BotProcess(process_config(ngircd, "intbot", "#proc2")) as bot:
         watcher.expect(command="JOIN", source="intbot", timeout=15)
         os.kill(bot.pid, signal.SIGINT)
-        watcher.expect(command="QUIT", source="intbot")
+        # A dropped socket would show as "Client closed connection": this is our own QUIT.
+        watcher.expect(r"Shutting down", command="QUIT", source="intbot")
         assert wait_exit(bot) == 0
+        # The last connection to close checkpoints the WAL and removes it: the DB was closed.
+        assert (bot.workdir / "bot.db").exists()
+        assert not (bot.workdir / "bot.db-wal").exists()
         assert "Traceback" not in bot.log_text()
         assert "KeyboardInterrupt" not in bot.log_text()
 
