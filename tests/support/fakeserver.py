@@ -8,6 +8,9 @@ start; a test that plays the server side line by line is exact and fast.
 The listener binds 127.0.0.1 on a free port, accepts ONE client in a background thread and
 then closes the listening socket, so a client that reconnects gets "connection refused" (a
 clear signal) instead of hanging in an accept backlog nobody serves.
+
+With ``ssl_context`` it speaks TLS: the handshake runs right after the accept, and one that
+fails (the client refused the certificate) ends the connection, kept in ``tls_error``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import ssl
 import threading
 import time
 
@@ -31,8 +35,13 @@ class ScriptedServer:
     Every wait is bounded by a timeout and ends as soon as the awaited event happens.
     """
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
-        """Bind and listen at once (so `port` is known); the client is accepted in background."""
+    def __init__(
+        self, host: str = "127.0.0.1", *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """Bind and listen at once (so `port` is known); the client is accepted in background.
+
+        `ssl_context` (server side) makes it a TLS server.
+        """
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind((host, 0))
@@ -41,6 +50,9 @@ class ScriptedServer:
         self.port: int = int(self._listener.getsockname()[1])
         #: Lines `expect_line(skip=True)` passed over, for debugging.
         self.skipped: list[str] = []
+        #: Why the TLS handshake failed, if it did.
+        self.tls_error: OSError | None = None
+        self._ssl_context = ssl_context
         self._cond = threading.Condition()
         self._lines: list[str] = []
         self._raw_lines: list[bytes] = []
@@ -69,6 +81,18 @@ class ScriptedServer:
             return
         finally:
             self._close_listener()
+        if self._ssl_context is not None:
+            try:
+                client.settimeout(5)  # a bounded handshake
+                client = self._ssl_context.wrap_socket(client, server_side=True)
+                client.settimeout(None)
+            except OSError as exc:
+                client.close()
+                with self._cond:
+                    self.tls_error = exc
+                    self._disconnected.set()
+                    self._cond.notify_all()
+                return
         with self._cond:
             if self._stopping:
                 client.close()
@@ -107,8 +131,9 @@ class ScriptedServer:
     def wait_for_client(self, timeout: float = 5) -> None:
         """Wait until the client has connected; AssertionError if it does not in time."""
         if not self._connected.wait(timeout):
+            why = f" (TLS handshake failed: {self.tls_error})" if self.tls_error else ""
             raise AssertionError(
-                f"no client connected to {self.host}:{self.port} within {timeout:.2f} s"
+                f"no client connected to {self.host}:{self.port} within {timeout:.2f} s{why}"
             )
 
     def expect_line(
