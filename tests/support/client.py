@@ -624,10 +624,12 @@ class IRCTestClient:
 
     def nick(self, newnick: str, timeout: float = 5) -> None:
         """Change nick and wait until the server confirms it; a refusal fails at once."""
-        old = fold(self.current_nick)
+        old, new = fold(self.current_nick), fold(newnick)
         self.send_raw(f"NICK {newnick}")
+        # The new nick must match too: someone who held our current nick earlier may have
+        # changed it in a shared channel, and that NICK line may still be unconsumed.
         self._wait_for(
-            lambda m: m.command == "NICK" and fold(m.nick or "") == old,
+            lambda m: m.command == "NICK" and fold(m.nick or "") == old and fold(m.trailing) == new,
             timeout,
             f"NICK change to {newnick}",
             fail=lambda m: m.command in _NICK_ERRORS,
