@@ -465,3 +465,182 @@ def test_a_trainee_keeps_their_vouches_under_a_new_nick(room: Room) -> None:
         "hm_tb is in training for 0m, 1/2 vouches: hm_trainee 0m ago"
     )
     assert attempts(room, "hmimp") == []
+    # Back on their nick, they speak to the bot: the nick it names them by in pings.
+    assert said(room.tb, "!status") == "you are in training for 0m, 1/2 vouches: hm_trainee 0m ago"
+
+
+# -- hold, unvouch, reject, withdraw -------------------------------------------------------------
+def test_no_ping_while_on_hold_and_unhold_pings_everyone(room: Room) -> None:
+    reason = "needs more evening shifts"
+    assert said(room.coord1, f"!hold hm_tb {reason}") == f"hm_tb is on hold: {reason}"
+    assert said(room.coord2, "!hold hm_tb again") == (
+        f"hm_tb is already on hold (by hm_coord1: {reason})"
+    )
+    assert said(room.helper1, "!vouch hm_tb") == "vouched for hm_tb: 2/2, on hold"
+    assert private(room.tb) == "hm_helper1 vouched for you (2/2)."
+    for coordinator in (room.coord1, room.coord2):
+        coordinator.expect_none(r"hm_tb is ready", source=BOT, command=None, within=0.2)
+    assert said(room.nobody, "!status hm_tb") == (
+        f"hm_tb is on hold for 0m by hm_coord1: {reason}; 2/2 vouches"
+    )
+    assert said(room.coord2, "!promote hm_tb") == f"hm_tb is on hold ({reason}): !unhold first"
+    assert said(room.nobody, "!trainees") == "0 ready, 0 in training, 1 on hold"
+    assert said(room.coord2, "!unhold hm_tb") == (
+        "hm_tb is off hold and ready; coordinators are pinged"
+    )
+    assert announced(room.helper1, r"hm_tb is ready") == (
+        "hm_coord1, hm_coord2: hm_tb is ready for promotion."
+    )
+    for coordinator in (room.coord1, room.coord2):
+        assert private(coordinator, "hm_tb") == ping("hm_tb", "hm_trainee, hm_helper1")
+        nothing_more(coordinator, "hm_tb")
+    assert private(room.tb) == "You are ready: a coordinator will add you to the team soon."
+    assert said(room.coord1, "!unhold hm_tb") == "hm_tb is not on hold (ready)"
+
+
+def test_unvouch_takes_a_ready_trainee_back_and_cancels_the_waiting_ping(room: Room) -> None:
+    assert said(room.helper1, "!unvouch hm_tb") == (
+        "withdrew your vouch for hm_tb: 1/2; back to training"
+    )
+    assert said(room.helper1, "!unvouch hm_tb") == "you have not vouched for hm_tb"
+    # Ready again while hm_coord2 is away: their ping waits...
+    room.coord2.away("in a meeting")
+    assert said(room.helper1, "!vouch hm_tb second look") == (
+        "vouched for hm_tb: 2/2, ready; coordinators are pinged"
+    )
+    assert announced(room.helper1, r"hm_tb is ready") == (
+        "hm_coord1, hm_coord2: hm_tb is ready for promotion (2/2)."
+    )
+    assert private(room.coord1, "hm_tb") == ping("hm_tb", "hm_trainee, hm_helper1")
+    nothing_more(room.coord2, "hm_tb", within=0.5)
+    # ...and is cancelled when the trainee is no longer ready.
+    assert said(room.helper1, "!unvouch hm_tb") == (
+        "withdrew your vouch for hm_tb: 1/2; back to training"
+    )
+    room.coord2.away(None)
+    room.bot.call(room.bot.bot.delivery.sweep)
+    nothing_more(room.coord2, "hm_tb", within=0.5)
+    assert private(room.tb, "vouched") == "hm_helper1 vouched for you (2/2)."
+    assert (
+        private(room.tb, "ready") == "You are ready: a coordinator will add you to the team soon."
+    )
+
+    def pings_to_coord2(session: Session) -> list[tuple[bool, bool]]:
+        stmt = (
+            select(OutboxMessage)
+            .where(OutboxMessage.kind == "ping", OutboxMessage.recipient == "~hmcoord2@127.0.0.1")
+            .where(OutboxMessage.text.startswith("hm_tb "))
+            .order_by(OutboxMessage.id)
+        )
+        return [
+            (m.delivered_at is not None, m.cancelled_at is not None) for m in session.scalars(stmt)
+        ]
+
+    assert room.query(pings_to_coord2) == [(True, False), (False, True)]
+    assert said(room.nobody, "!status hm_tb") == (
+        "hm_tb is in training for 0m, 1/2 vouches: hm_trainee 0m ago"
+    )
+    assert said(room.coord1, "!promote hm_tb") == "hm_tb is in training (1/2 vouches), not ready"
+    assert events(room, "unready") == 2
+
+
+def test_reject_keeps_the_reason_and_newhelper_starts_afresh(room: Room) -> None:
+    assert said(room.tc, "!newhelper") == WELCOMED
+    assert said(room.helper2, "!vouch hm_tc") == "vouched for hm_tc: 1/2, training"
+    assert private(room.tc) == "hm_helper2 vouched for you (1/2)."
+    reason = "never shadowed a chat"
+    assert said(room.coord1, f"!reject hm_tc {reason}") == (
+        f"hm_tc's training is closed (rejected): {reason}"
+    )
+    assert private(room.tc) == f"Your training was closed by hm_coord1: {reason}"
+    assert said(room.helper1, "!vouch hm_tc") == (
+        "hm_tc is not a trainee (ask them to say !newhelper)"
+    )
+    assert said(room.coord2, "!reject hm_tc twice") == (
+        "hm_tc is not a trainee (ask them to say !newhelper)"
+    )
+    assert said(room.nobody, "!status hm_tc") == (
+        f"hm_tc is not in training: rejected 0m ago ({reason}); !newhelper starts afresh"
+    )
+    assert said(room.tc, "!newhelper") == WELCOMED.replace("welcome!", "welcome back!")
+    assert (
+        said(room.nobody, "!status hm_tc") == "hm_tc is in training for 0m, 0/2 vouches: none yet"
+    )
+    assert attempts(room, "hmtc") == [("rejected", reason), ("training", None)]
+
+
+def test_withdraw_leaves_training_and_newhelper_comes_back(room: Room) -> None:
+    assert said(room.nobody, "!withdraw") == "you are not in training"
+    assert said(room.td, "!newhelper") == WELCOMED
+    assert said(room.td, "!withdraw moving abroad") == (
+        "you have left training (withdrawn); say !newhelper to come back any time"
+    )
+    assert said(room.td, "!withdraw") == "you are not in training"
+    assert said(room.td, "!status") == (
+        "you are not in training: withdrawn 0m ago (moving abroad); !newhelper starts afresh"
+    )
+    assert said(room.helper1, "!vouch hm_td") == (
+        "hm_td is not a trainee (ask them to say !newhelper)"
+    )
+    assert said(room.td, "!newhelper") == WELCOMED.replace("welcome!", "welcome back!")
+    assert attempts(room, "hmtd") == [("withdrawn", "moving abroad"), ("training", None)]
+
+
+def test_a_long_trainee_list_goes_by_private_message_in_pages(room: Room) -> None:
+    assert (
+        said(room.helper2, "!trainees")
+        == "0 ready, 3 in training, 0 on hold; the list is in private"
+    )
+    assert private(room.helper2) == "hm_tb (training 1/2), hm_tc (training 0/2)"
+    assert private(room.helper2) == "page 1 of 2; say !trainees 2 for more"
+    assert asked(room.helper2, "!trainees 2") == "hm_td (training 0/2)"
+    assert private(room.helper2) == "page 2 of 2"
+    nothing_more(room.helper2, "")
+
+
+# -- role changes ----------------------------------------------------------------------------------
+def test_coordinator_add_and_remove(room: Room) -> None:
+    assert said(room.helper2, "!coordinator add hm_helper2") == (
+        "!coordinator is for coordinators only."
+    )
+    assert said(room.coord1, "!coordinator add hm_helper2") == "hm_helper2 is now a coordinator"
+    assert said(room.coord1, "!coordinator add hm_helper2") == "hm_helper2 is already a coordinator"
+    assert said(room.helper2, "!ready") == "nobody is waiting for promotion"
+    assert said(room.coord2, "!coordinator remove hm_helper2") == (
+        "hm_helper2 is no longer a coordinator, now a helper"
+    )
+    assert said(room.helper2, "!ready") == "!ready is for coordinators only."
+    assert said(room.coord1, "!helper remove hm_coord2") == (
+        "hm_coord2 is a coordinator: !coordinator remove hm_coord2 first"
+    )
+    assert said(room.coord1, "!coordinator remove hm_nobody") == "hm_nobody is not a coordinator"
+
+
+def test_helper_add_and_remove_follow_the_person_not_the_nick(room: Room) -> None:
+    assert said(room.coord1, "!helper add hm_nobody") == "hm_nobody is now a helper"
+    with renamed(room.nobody, "hm_nobody_x") as nobody, renamed(room.imp, "hm_nobody") as imp:
+        assert said(imp, "!vouch hm_tc") == "!vouch is for helpers only."
+        assert said(nobody, "!vouch hm_tc") == "vouched for hm_tc: 1/2, training"
+        assert private(room.tc) == "hm_nobody_x vouched for you (1/2)."
+        assert said(room.coord1, "!helper remove hm_nobody_x") == (
+            "hm_nobody_x is no longer a helper; their vouches stay on record but no longer count"
+        )
+        assert said(room.helper1, "!status hm_tc") == (
+            "hm_tc is in training for 0m, 0/2 vouches: not counted: hm_nobody_x"
+        )
+        # Back on the team, their vouch counts again; a second makes hm_tc ready...
+        assert said(room.coord1, "!helper add hm_nobody_x") == "hm_nobody_x is now a helper"
+        assert said(room.helper1, "!vouch hm_tc") == (
+            "vouched for hm_tc: 2/2, ready; coordinators are pinged"
+        )
+        for coordinator in (room.coord1, room.coord2):
+            assert private(coordinator, "hm_tc") == ping("hm_tc", "hm_nobody_x, hm_helper1")
+        # ...and removing them again takes hm_tc back to training.
+        assert said(room.coord1, "!helper remove hm_nobody_x") == (
+            "hm_nobody_x is no longer a helper; their vouches stay on record but no longer "
+            "count; now hm_tc (training)"
+        )
+    assert said(room.nobody, "!vouch hm_tc") == "!vouch is for helpers only."
+    assert said(room.helper1, "!status hm_tc") == (
+        "hm_tc is in training for 0m, 1/2 vouches: hm_helper1 0m ago, not counted: hm_nobody_x"
+    )
