@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 from ircbot_plugins.livechat.models import Event, Person, Trainee, Vouch
+from ircbot_plugins.livechat.roles import Role
 from ircbot_plugins.livechat.store import stamp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -235,10 +236,10 @@ def test_the_masks_name_the_team_and_the_late_coordinator_leaves(room: Room) -> 
     # hm_coord2 is seen once (their mask now names them), then goes away for a while.
     assert said(room.coord2, "!ready") == "nobody is waiting for promotion"
     room.coord2.quit("back later")
-    assert (
-        room.query(lambda s: s.scalar(select(Person.role).where(Person.last_nick == "hm_coord2")))
-        == 3
+    role = room.query(
+        lambda s: s.scalar(select(Person.role).where(Person.last_nick == "hm_coord2"))
     )
+    assert role == Role.COORDINATOR
 
 
 # -- !newhelper ------------------------------------------------------------------------------------
