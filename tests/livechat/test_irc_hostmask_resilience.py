@@ -313,25 +313,31 @@ def ready_while_coord2_is_away(room: Room, people: People) -> None:
     delivered(room, [("~hrcoord1@127.0.0.1", True), ("~hrcoord2@127.0.0.1", False)])
 
 
-def coord2_arrives_and_is_pinged_once(room: Room, people: People) -> None:
-    people.coord2.join(room.channel)
+def coord2_arrives_and_is_pinged_once(room: Room, people: People, joined: bool = False) -> None:
+    if not joined:
+        people.coord2.join(room.channel)
     assert room.private(people.coord2, "ready") == ping("hr_t1", "hr_helper1, hr_helper2")
     room.nothing_more((people.coord2, people.coord1), "ready", within=0.5)
     delivered(room, [("~hrcoord1@127.0.0.1", True), ("~hrcoord2@127.0.0.1", True)])
     assert room.count("ping_delivered") == 2
 
 
+@pytest.mark.parametrize("arrives", ["after", "meanwhile"])
 def test_a_ping_waiting_when_the_bot_stops_is_delivered_once_after_it_starts(
-    people: People, ngircd: NgircdServer, db_url: str
+    people: People, ngircd: NgircdServer, db_url: str, arrives: str
 ) -> None:
+    """hr_coord2 comes back once the bot is up again, or while it is down: then the bot
+    finds them in the channel when it joins (its WHO of the channel)."""
     backend = "pg" if db_url.startswith("postgresql") else "sq"
-    with room_for(people, f"hrstop_{backend}", db_url) as room:
+    with room_for(people, f"hrstop_{backend}_{arrives[0]}", db_url) as room:
         with BotThread(room.config(ngircd)):
             ready_while_coord2_is_away(room, people)
         people.coord1.expect(command="QUIT", source=room.nick)  # its nick is free again
+        if arrives == "meanwhile":
+            people.coord2.join(room.channel)
         with BotThread(room.config(ngircd)) as bot:
             assert bot.bot.network.own_nick == room.nick
-            coord2_arrives_and_is_pinged_once(room, people)
+            coord2_arrives_and_is_pinged_once(room, people, joined=arrives == "meanwhile")
 
 
 def test_a_ping_waiting_when_the_bot_is_killed_is_delivered_once_after_it_starts(
