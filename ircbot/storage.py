@@ -1,11 +1,14 @@
 """The database: engine, sessions, the declarative base every table uses, and migrations.
 
 SQLite is the embedded default and needs three settings SQLAlchemy does not make for us:
-WAL (readers don't block the writer, so ``!status`` never waits on a ``!vouch``),
-``foreign_keys=ON`` (off by default in SQLite, so a vouch could point at nobody) and a busy
-timeout (two writers wait for each other instead of failing at once). PostgreSQL is used by
-URL through psycopg 3. The schema comes only from the Alembic migrations in ``alembic/``:
-``create_all`` would let the code and the migrations drift apart.
+WAL (a crash mid-write never corrupts the file, and outside readers such as a backup never
+block the bot), ``foreign_keys=ON`` (off by default in SQLite, so a vouch could point at
+nobody) and a busy timeout (two writers wait for each other instead of failing at once).
+Every transaction of ours begins IMMEDIATE, reads included: the bot's transactions are a few
+milliseconds long and run one at a time, and serialising them is what makes two vouches
+arriving at once give one ``ready`` transition; a CLI command waits its turn behind them.
+PostgreSQL is used by URL through psycopg 3. The schema comes only from the Alembic
+migrations in ``alembic/``: ``create_all`` would let the code and the migrations drift apart.
 """
 
 from __future__ import annotations
