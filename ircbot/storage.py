@@ -1,8 +1,8 @@
 """The database: engine, sessions, the declarative base every table uses, and migrations.
 
 SQLite is the embedded default and needs three settings SQLAlchemy does not make for us:
-WAL (a crash mid-write never corrupts the file, and outside readers such as a backup never
-block the bot), ``foreign_keys=ON`` (off by default in SQLite, so a vouch could point at
+WAL (outside readers, such as a backup or the sqlite3 shell, never block the bot's writes),
+``foreign_keys=ON`` (off by default in SQLite, so a vouch could point at
 nobody) and a busy timeout (two writers wait for each other instead of failing at once).
 Every transaction of ours begins IMMEDIATE, reads included: the bot's transactions are a few
 milliseconds long and run one at a time, and serialising them is what makes two vouches
