@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, Select, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ircbot import outbox
 from ircbot.casemapping import CaseMapping
@@ -45,6 +45,7 @@ __all__ = [
     "ref_of",
     "stamp",
     "touch",
+    "voucher_column",
 ]
 
 SEEN_RESOLUTION = dt.timedelta(minutes=5)
@@ -214,18 +215,31 @@ def latest_attempt(session: Session, person_id: int) -> Trainee | None:
     return session.scalar(stmt.limit(1))
 
 
+def voucher_column(column: ColumnElement[Any]) -> ScalarSelect[Any]:
+    """``column`` of the vouch's author, looked up by primary key for each vouch.
+
+    A correlated scalar subquery, not a join, on purpose. Joined, PostgreSQL may merge-join
+    an attempt's few vouches with the whole ``people`` table in id order: when the vouches on
+    record come mostly from long-standing helpers (low ids) that plan looks cheap, and one
+    vouch by a newer helper (a high id) makes it walk every person (10-15 ms a query with
+    100,000 people; ``!vouch`` ran two, ``!status`` one). A scalar subquery stays a subquery.
+    """
+    return select(column).where(Person.id == Vouch.voucher_id).scalar_subquery()
+
+
 def _counted(stmt: Select, trainee_id: int) -> Select:
-    return stmt.join(Person, Person.id == Vouch.voucher_id).where(
+    return stmt.where(
         Vouch.trainee_id == trainee_id,
         Vouch.retracted_at.is_(None),
-        Person.role >= Role.HELPER,
+        voucher_column(Person.role) >= Role.HELPER,
     )
 
 
 def counted_vouches(session: Session, trainee_id: int) -> list[Vouch]:
     """The vouches that count now: not retracted, by someone who is still a helper."""
     stmt = _counted(select(Vouch), trainee_id).order_by(Vouch.created_at, Vouch.id)
-    return list(session.scalars(stmt))
+    # The vouchers by primary key too (a joined eager load is a join: see voucher_column).
+    return list(session.scalars(stmt.options(selectinload(Vouch.voucher))))
 
 
 def count_vouches(session: Session, trainee_id: int) -> int:

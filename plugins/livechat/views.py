@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from .config import LivechatConfig
 from .models import ON_HOLD, OPEN, PROMOTED, READY, TRAINING, Event, Person, Trainee, Vouch
 from .roles import Role
-from .store import Subject, ago, latest_attempt, open_attempt, stamp
+from .store import Subject, ago, latest_attempt, open_attempt, stamp, voucher_column
 
 __all__ = [
     "TraineeView",
@@ -85,12 +85,11 @@ def trainee_views(
         stmt = (
             select(
                 Vouch.trainee_id,
-                func.coalesce(Person.last_nick, Person.identity),
-                Person.role,
+                voucher_column(func.coalesce(Person.last_nick, Person.identity)),
+                voucher_column(Person.role),
                 Vouch.created_at,
                 Vouch.note,
             )
-            .join(Person, Person.id == Vouch.voucher_id)
             .where(Vouch.trainee_id.in_(ids), Vouch.retracted_at.is_(None))
             .order_by(Vouch.created_at, Vouch.id)
         )
