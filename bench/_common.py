@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import socket
 import statistics
 import subprocess
@@ -24,15 +25,17 @@ if str(ROOT) not in sys.path:
 from tests.support.botproc import dump_toml  # noqa: E402
 from tests.support.ngircd import NgircdServer  # noqa: E402
 
-__all__ = ["BotUnderTest", "NgircdServer", "RawClient", "percentiles", "rss_mb"]
+__all__ = ["BotUnderTest", "NgircdServer", "RawClient", "cpu_note", "percentiles", "rss_mb"]
 
 
 class RawClient:
     """A minimal, fast IRC client: blocking socket, TCP_NODELAY, its own line buffer."""
 
-    def __init__(self, host: str, port: int, nick: str) -> None:
+    def __init__(self, host: str, port: int, nick: str, *, quickack: bool = False) -> None:
+        """Connect and register. ``quickack``: acknowledge every segment at once (see recv)."""
         self.sock = socket.create_connection((host, port), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.quickack = quickack and hasattr(socket, "TCP_QUICKACK")
         self.buf = b""
         self.nick = nick
         self.send(f"NICK {nick}")
@@ -57,16 +60,45 @@ class RawClient:
                 raise TimeoutError("no answer in time")
             ready, _, _ = select.select([self.sock], [], [], left)
             if ready:
-                data = self.sock.recv(65536)
-                if not data:
-                    raise ConnectionError("server closed the connection")
-                self.buf += data
+                self.buf += self.recv()
 
     def wait_for(self, needle: bytes, timeout: float = 10) -> bytes:
         for line in self.lines(timeout):
             if needle in line:
                 return line
         raise AssertionError("unreachable")
+
+    def recv(self) -> bytes:
+        """What the socket holds now (it is readable).
+
+        With ``quickack``, Linux's delayed ACK is turned off again after each read (the
+        kernel resets it): the server does not set TCP_NODELAY, so a reply of many lines
+        would otherwise stall about 40 ms in Nagle's algorithm waiting for our ACK, a cost
+        of the test client and not of the bot.
+        """
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("server closed the connection")
+        if self.quickack:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return data
+
+    def drain(self) -> int:
+        """Drop whatever has arrived, without waiting (PINGs answered); return lines dropped.
+
+        A client that only sometimes reads (a trainee in a busy channel) would otherwise let
+        the server's send queue for it grow until the server disconnects it.
+        """
+        while select.select([self.sock], [], [], 0)[0]:
+            self.buf += self.recv()
+        *lines, self.buf = self.buf.split(b"\r\n")
+        dropped = 0
+        for line in lines:
+            if line.startswith(b"PING "):
+                self.sock.sendall(b"PONG " + line[5:] + b"\r\n")
+            else:
+                dropped += 1
+        return dropped
 
     def close(self) -> None:
         try:
@@ -102,7 +134,18 @@ class BotUnderTest:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(5)
         self.log.close()
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the bot's output, to show why a benchmark step got no answer."""
+        text = (self.dir / "bot.log").read_bytes().decode("utf-8", "replace")
+        return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+    def cleanup(self) -> None:
+        """Stop the bot and remove its folder (config, log, a SQLite file placed there)."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def rss_mb(pid: int) -> float:
