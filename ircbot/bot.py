@@ -89,6 +89,10 @@ class Bot:
             notified=self.delivery.notified,
         )
         self.exit_code = 0
+        self._memory: dict[str, dict[str, Any]] = {}  # each plugin's JobContext.memory
+        self._seen_handlers = [
+            (p.name, h) for p in plugins for h in p.event_handlers.get("seen", [])
+        ]
         self._calls: queue.SimpleQueue[Callable[[], Any]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -164,6 +168,7 @@ class Bot:
             self.transport.send(f"WHO {event.target} %tnuhaf,42" if whox else f"WHO {event.target}")
             logger.info("joined %s", event.target)
         else:
+            self._seen(src.nick, fresh=account is not None)
             self.delivery.on_seen(src.nick)
 
     def _on_part(self, connection: Any, event: Event) -> None:
@@ -181,10 +186,12 @@ class Bot:
 
     def _on_nick(self, connection: Any, event: Event) -> None:
         self.network.on_nick(event.source.nick, event.target)
+        self._seen(event.target)
         self.delivery.on_seen(event.target)
 
     def _on_account(self, connection: Any, event: Event) -> None:
         self.network.on_account(event.source.nick, event.target)
+        self._seen(event.source.nick)
         self.delivery.on_seen(event.source.nick)
 
     def _on_away(self, connection: Any, event: Event) -> None:
@@ -199,6 +206,7 @@ class Bot:
 
     def _on_chghost(self, connection: Any, event: Event) -> None:
         self.network.on_chghost(event.source.nick, event.target, event.arguments[0])
+        self._seen(event.source.nick)
 
     def _on_names(self, connection: Any, event: Event) -> None:
         self.network.on_names(event.arguments[1], event.arguments[2])
@@ -206,6 +214,7 @@ class Bot:
     def _on_whoreply(self, connection: Any, event: Event) -> None:
         channel, user, host, _server, nick, flags = event.arguments[:6]
         self.network.on_who(channel, nick, user, host, flags, None)
+        self._seen(nick)
         self.delivery.on_seen(nick)
 
     def _on_whox(self, connection: Any, event: Event) -> None:
@@ -213,7 +222,26 @@ class Bot:
             return
         _token, user, host, nick, flags, account = event.arguments[:6]
         self.network.on_who("", nick, user, host, flags, account)
+        self._seen(nick, fresh=True)
         self.delivery.on_seen(nick, fresh=True)
+
+    def _seen(self, nick: str, *, fresh: bool = False) -> None:
+        """Tell the plugins' ``seen`` handlers who holds ``nick``, now that the bot knows.
+
+        Only for someone in a shared channel whose identity is certain, or ``fresh``: told by
+        the server on this very line (extended-join, WHOX). Each handler runs in a transaction
+        of its own, opened only if it touches the database: most lines change nothing.
+        """
+        if not self._seen_handlers or self.network.is_me(nick):
+            return
+        user = self.network.get(nick)
+        if user is None or not user.channels or not (fresh or self.network.certain(user)):
+            return
+        identity = self.network.identity_of(user)
+        if identity is None:
+            return
+        for plugin, handler in self._seen_handlers:
+            self._run_in_context(plugin, f"seen {nick}", lambda c, h=handler: h(c, identity, nick))
 
     def _refresh_accounts(self) -> None:
         """Ask the server (WHOX) for the accounts of everyone in the joined channels.
@@ -237,16 +265,21 @@ class Bot:
             config=self.config.plugins.get(plugin),
             clock=self.clock,
             network=self.network,
+            memory=self._memory.setdefault(plugin, {}),
         )
 
     def run_job(self, job: Job) -> None:
         """One run of a periodic job, in its own transaction; errors are logged, not fatal."""
-        ctx = self.job_context(job.plugin)
+        self._run_in_context(job.plugin, f"job {job.plugin}.{job.name}", job.handler)
+
+    def _run_in_context(self, plugin: str, what: str, fn: Callable[[JobContext], Any]) -> None:
+        """Run ``fn`` in one transaction; send and deliver what it wrote once committed."""
+        ctx = self.job_context(plugin)
         try:
-            job.handler(ctx)
+            fn(ctx)
             ctx.finish(commit=True)
         except Exception:
-            logger.exception("job %s.%s failed", job.plugin, job.name)
+            logger.exception("%s failed", what)
             ctx.finish(commit=False)
             return
         self.dispatcher.flush(ctx.outgoing)

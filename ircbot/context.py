@@ -148,4 +148,11 @@ class CommandContext(BaseContext):
 
 @dataclass
 class JobContext(BaseContext):
-    """One run of a periodic job."""
+    """One run of a periodic job or of a bot event handler (``start``, ``seen``).
+
+    ``memory`` is the plugin's own dict for as long as the bot runs, the same one every time
+    (gone at exit, and separate for each bot): for what a handler need not look up in the
+    database again, such as whom it has already dealt with.
+    """
+
+    memory: dict[str, Any] = field(default_factory=dict)

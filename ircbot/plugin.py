@@ -217,7 +217,15 @@ class Plugin:
         return register
 
     def on(self, event: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Declare a listener for a bot event (``start``, ``joined``)."""
+        """Declare a listener for a bot event.
+
+        ``start`` ``(ctx)``: before connecting. ``delivered`` ``(session, message)``: an
+        outbox row was sent. ``seen`` ``(ctx, identity, nick)``: the bot learnt who holds a
+        nick it shares a channel with (their JOIN, the WHO after its own JOIN, a NICK, a
+        services login, a host change), so a plugin can act before they say anything. It
+        runs for every such line: return before touching ``ctx.session`` unless something
+        is to change (the transaction is opened on first use). ``ctx`` is a JobContext.
+        """
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             self.event_handlers.setdefault(event, []).append(fn)
