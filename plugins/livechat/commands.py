@@ -257,6 +257,26 @@ def resolve_role(ctx: CommandContext, identity: Identity) -> Role:
     return person.role if person else Role.NONE
 
 
+@plugin.on("seen")
+def seen(ctx: JobContext, identity: Identity, nick: str) -> None:
+    """Someone in a channel with the bot: a config mask that names them takes effect now.
+
+    Otherwise a masked coordinator who never spoke to the bot would not be pinged. Most
+    people match no mask, and that costs a look at the config, no database access. Whom a
+    mask was applied to is remembered for this run (``ctx.memory``), so a rejoin costs none
+    either: only a coordinator's decision (``role_manual``) lowers such a role, and then the
+    mask no longer applies anyway.
+    """
+    granted = mask_grant(rules(ctx), identity, ctx.network.match)
+    done: dict[str, Role] = ctx.memory.setdefault("mask_grants", {})
+    if granted <= done.get(identity.key, Role.NONE):
+        return
+    person = touch(unit(ctx), identity.key, nick, ctx.network.fold(nick))
+    if granted > person.role and not person.role_manual:
+        team.seed_role(unit(ctx), person.identity, granted, "config mask")
+    done[identity.key] = granted
+
+
 @plugin.on("start")
 def seed_roles(ctx: JobContext) -> None:
     """Apply ``[livechat] coordinators/helpers`` account names to the people table."""

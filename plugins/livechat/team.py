@@ -6,6 +6,11 @@ consequence worth its own module: a vouch counts only while its author is a help
 for every open attempt they vouched for. Someone made a helper while in training has their
 attempt closed as promoted. The last coordinator cannot be removed: someone must be left to
 promote.
+
+A new coordinator missed the pings about the trainees who were already ready, so whoever
+becomes one (a config mask on sight, ``!coordinator add``, the CLI, an account seed) is sent
+one message listing them, held like a ping until they can read it. Only on an actual rise:
+a seed applied again at every start finds the role already there and sends nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from .models import OPEN, PROMOTED, Person, Trainee, Vouch
+from .models import OPEN, PROMOTED, READY, Person, Trainee, Vouch
 from .roles import Role
 from .store import Subject, Unit, coordinators, log_event, open_attempt, touch
 from .workflow import (
@@ -28,7 +33,10 @@ from .workflow import (
     settle,
 )
 
-__all__ = ["RoleChange", "change_role", "seed_role", "seed_roles", "set_role"]
+__all__ = ["CATCH_UP", "RoleChange", "change_role", "seed_role", "seed_roles", "set_role"]
+
+CATCH_UP = "catch_up"  # outbox kind and audit event: a new coordinator told who is waiting
+CATCH_UP_NAMES = 10  # names in the message; "!ready" lists them all
 
 
 @dataclass
@@ -104,7 +112,23 @@ def set_role(
             transition, _ = settle(unit, attempt, actor)
             if transition:
                 moved.append((attempt, transition))
+    if old < Role.COORDINATOR <= role:  # pinged already about those this change made ready
+        _catch_up(unit, person, actor, {t.id for t, state in moved if state == READY})
     return moved
+
+
+def _catch_up(unit: Unit, person: Person, actor: Person | None, pinged: set[int]) -> None:
+    """One message to a new coordinator naming the trainees already waiting, oldest first."""
+    stmt = select(Trainee).where(Trainee.state == READY).order_by(Trainee.ready_at, Trainee.id)
+    names = [t.person.name for t in unit.session.scalars(stmt) if t.id not in pinged]
+    if not names:
+        return
+    shown = ", ".join(names[:CATCH_UP_NAMES])
+    if len(names) > CATCH_UP_NAMES:
+        shown += f" and {len(names) - CATCH_UP_NAMES} more"
+    count = "1 trainee awaits" if len(names) == 1 else f"{len(names)} trainees await"
+    unit.notifier.notify(person.identity, f"{count} promotion: {shown} — say !ready", kind=CATCH_UP)
+    log_event(unit, CATCH_UP, person, actor, None, ", ".join(names))
 
 
 def _attempts_vouched_by(unit: Unit, person: Person) -> list[Trainee]:
