@@ -5,7 +5,7 @@ workflow function, reply in a line or two naming the nick and the state. The rul
 reasons for refusing live in :mod:`.workflow`; a refusal (:class:`~.workflow.WorkflowError`)
 is replied as it is (see :func:`refusing`).
 Coordinators' commands are in :mod:`.admin`; the bot events (roles, start, timers,
-deliveries) at the end of this file.
+deliveries, people seen) at the end of this file.
 """
 
 from __future__ import annotations

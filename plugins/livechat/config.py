@@ -39,10 +39,12 @@ class LivechatConfig:
         minimum=0.01,
     )
     coordinators: list[str] = option(
-        [], "coordinator accounts (or nick!user@host masks in hostmask mode) seeded at start"
+        [],
+        "coordinator accounts, seeded at start; in hostmask mode nick!user@host masks, when seen",
     )
     helpers: list[str] = option(
-        [], "helper accounts (or nick!user@host masks in hostmask mode) seeded at start"
+        [],
+        "helper accounts, seeded at start; in hostmask mode nick!user@host masks, when seen",
     )
     welcome: str = option(DEFAULT_WELCOME, "what a new trainee is told happens next")
     channel_list_max: int = option(

@@ -28,11 +28,13 @@ Decisions worth knowing:
 - **Roles** live in ``people.role``. Config seeds only ever raise a role, and never for a
   person whose role a coordinator or the CLI set by hand (``role_manual``): after the first
   start the database is the source of truth. Account seeds are applied at start; mask seeds
-  (hostmask mode) are read from the config whenever the bot sees someone use a command and
-  written to that person's row the first time they match (there is no ``role_grants``
-  table), so counting vouches and pinging coordinators only ever read ``people``. A masked
-  coordinator the bot has never seen use a command is not pinged yet: a mask names no one
-  until someone matches it.
+  (hostmask mode) are checked whenever the bot sees someone in its channels (their join, the
+  channel's WHO when the bot joins, a nick change) or use a command, and written to that
+  person's row the first time they match (there is no ``role_grants`` table), so counting
+  vouches and pinging coordinators only ever read ``people``. A mask names no one until
+  someone matching it is seen: a masked coordinator who has never been in a channel with the
+  bot is not pinged, and on arrival is told in one message who is already waiting
+  (:mod:`.team`), as is anyone who becomes a coordinator.
 - **Promotion** is a compare-and-set from ``ready``; the loser is told who won and when.
 """
 
