@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .models import OPEN, PROMOTED, READY, Person, Trainee, Vouch
 from .roles import Role
@@ -119,16 +119,17 @@ def set_role(
 
 def _catch_up(unit: Unit, person: Person, actor: Person | None, pinged: set[int]) -> None:
     """One message to a new coordinator naming the trainees already waiting, oldest first."""
-    stmt = select(Trainee).where(Trainee.state == READY).order_by(Trainee.ready_at, Trainee.id)
-    names = [t.person.name for t in unit.session.scalars(stmt) if t.id not in pinged]
-    if not names:
+    waiting = (Trainee.state == READY, Trainee.id.not_in(pinged))
+    total = unit.session.scalar(select(func.count()).select_from(Trainee).where(*waiting))
+    if not total:
         return
-    shown = ", ".join(names[:CATCH_UP_NAMES])
-    if len(names) > CATCH_UP_NAMES:
-        shown += f" and {len(names) - CATCH_UP_NAMES} more"
-    count = "1 trainee awaits" if len(names) == 1 else f"{len(names)} trainees await"
+    first = select(Trainee).where(*waiting).order_by(Trainee.ready_at, Trainee.id)
+    shown = ", ".join(t.person.name for t in unit.session.scalars(first.limit(CATCH_UP_NAMES)))
+    if total > CATCH_UP_NAMES:
+        shown += f" and {total - CATCH_UP_NAMES} more"
+    count = "1 trainee awaits" if total == 1 else f"{total} trainees await"
     unit.notifier.notify(person.identity, f"{count} promotion: {shown} — say !ready", kind=CATCH_UP)
-    log_event(unit, CATCH_UP, person, actor, None, ", ".join(names))
+    log_event(unit, CATCH_UP, person, actor, None, shown)
 
 
 def _attempts_vouched_by(unit: Unit, person: Person) -> list[Trainee]:
