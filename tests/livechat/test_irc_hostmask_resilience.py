@@ -7,8 +7,8 @@ Each runs on SQLite and on PostgreSQL (skipped if it is not running on 127.0.0.1
 
 The connections (``IDENTS``) are made once for the module; each test starts a bot of its own,
 with a nick, a channel and a fresh database of its own, and everyone joins its channel. As in
-``test_irc_hostmask.py`` the team is named by ``nick!user@host`` masks, so the coordinators
-say ``!ready`` once to be known to a fresh bot before anything happens.
+``test_irc_hostmask.py`` the team is named by ``nick!user@host`` masks, which name the
+coordinators and helpers as soon as they join, before they say anything.
 """
 
 from __future__ import annotations
@@ -186,12 +186,6 @@ def join_all(room: Room, clients: list[IRCTestClient]) -> None:
         client.join(room.channel)
 
 
-def known_coordinators(room: Room, people: People) -> None:
-    """The coordinators speak once, so that their masks name them for this bot."""
-    for coordinator in (people.coord1, people.coord2):
-        assert room.said(coordinator, "!ready") == "nobody is waiting for promotion"
-
-
 def delivered(room: Room, expected: list[tuple[str, bool]], timeout: float = 5) -> None:
     """Wait (bounded) until the pings in the outbox are ``expected``: a row is marked
     delivered just after its line is on the socket, a moment after a client may read it."""
@@ -232,7 +226,6 @@ def test_two_helpers_vouching_at_once_make_one_ready_and_one_ping_each(
     backend = "pg" if db_url.startswith("postgresql") else "sq"
     with room_for(people, f"hrrace_{backend}", db_url) as room, BotThread(room.config(ngircd)):
         join_all(room, list(people.clients.values()))
-        known_coordinators(room, people)
         helpers = (people.helper1, people.helper2)
         for round_, trainee in enumerate((people.t1, people.t2, people.t3), start=1):
             name = trainee.current_nick
@@ -263,7 +256,6 @@ def test_two_coordinators_promoting_at_once_make_one_promotion(
     coordinators = (people.coord1, people.coord2)
     with room_for(people, f"hrprom_{backend}", db_url) as room, BotThread(room.config(ngircd)):
         join_all(room, list(people.clients.values()))
-        known_coordinators(room, people)
         trainees = (people.t1, people.t2, people.t3)
         for trainee in trainees:
             name = trainee.current_nick
@@ -300,9 +292,8 @@ def test_two_coordinators_promoting_at_once_make_one_promotion(
 
 # -- restarts --------------------------------------------------------------------------------------
 def ready_while_coord2_is_away(room: Room, people: People) -> None:
-    """hr_coord2 is known but gone; hr_t1 becomes ready; only hr_coord1 hears of it."""
+    """hr_coord2 has been seen but is gone; hr_t1 becomes ready; only hr_coord1 hears of it."""
     join_all(room, [people.coord1, people.coord2, people.helper1, people.helper2, people.t1])
-    known_coordinators(room, people)
     people.coord2.part(room.channel)
     assert room.said(people.t1, "!newhelper") == WELCOMED
     assert room.said(people.helper1, "!vouch hr_t1") == "vouched for hr_t1: 1/2, training"
@@ -373,7 +364,6 @@ def test_sla_reminders_and_the_idle_close_run_on_the_clock(
                 bot.call(bot.bot.run_jobs)
 
             join_all(room, list(people.clients.values()))
-            known_coordinators(room, people)
             assert room.said(people.t1, "!newhelper") == WELCOMED
             room.said(people.helper1, "!vouch hr_t1")
             room.said(people.helper2, "!vouch hr_t1")
