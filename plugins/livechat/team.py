@@ -36,7 +36,7 @@ from .workflow import (
 __all__ = ["CATCH_UP", "RoleChange", "change_role", "seed_role", "seed_roles", "set_role"]
 
 CATCH_UP = "catch_up"  # outbox kind and audit event: a new coordinator told who is waiting
-CATCH_UP_NAMES = 10  # names in the message; "!ready" lists them all
+CATCH_UP_NAMES = 10  # names in the message; !ready tells the rest
 
 
 @dataclass
