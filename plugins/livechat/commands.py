@@ -41,19 +41,30 @@ def rules(ctx: BaseContext) -> LivechatConfig:
     return ctx.config if isinstance(ctx.config, LivechatConfig) else LivechatConfig()
 
 
+_SPEAKER = "livechat.speaker"  # key in Session.info: (identity key, Person) of the speaker
+
+
 def unit(ctx: BaseContext) -> Unit:
     return Unit(ctx.session, ctx.now, rules(ctx), ctx)
 
 
 def me(ctx: CommandContext) -> Person | None:
     """The speaker's person row (None if unidentified), noting the nick they use now and
-    raising their role once if a configured ``nick!user@host`` mask grants more."""
+    raising their role once if a configured ``nick!user@host`` mask grants more.
+
+    The role check, the refusal wrapper and the handler all ask; the row is looked up once
+    per command and kept in the command's own session.
+    """
     if ctx.sender is None:
         return None
+    found = ctx.session.info.get(_SPEAKER)
+    if found is not None and found[0] == ctx.sender.key:
+        return found[1]
     person = touch(unit(ctx), ctx.sender.key, ctx.nick, ctx.network.fold(ctx.nick))
     granted = mask_grant(rules(ctx), ctx.sender, ctx.network.match)
     if granted > person.role and not person.role_manual:
         team.seed_role(unit(ctx), person.identity, granted, "config mask")
+    ctx.session.info[_SPEAKER] = (ctx.sender.key, person)
     return person
 
 
