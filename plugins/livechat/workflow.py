@@ -208,15 +208,19 @@ def _tell_trainee(unit: Unit, trainee: Trainee, text: str) -> None:
     unit.notifier.notify(trainee.person.identity, text, kind=TO_TRAINEE, ref=ref_of(trainee))
 
 
-def settle(unit: Unit, trainee: Trainee, actor: Person | None) -> tuple[str | None, list[str]]:
+def settle(
+    unit: Unit, trainee: Trainee, actor: Person | None, vouches: list[Vouch] | None = None
+) -> tuple[str | None, list[str]]:
     """The readiness rule: move an attempt between training and ready to match its vouches.
 
-    Call it holding the trainee's row lock. Returns the transition made (``"ready"``,
+    Call it holding the trainee's row lock; ``vouches`` are its counted vouches if the caller
+    has just read them in this transaction. Returns the transition made (``"ready"``,
     ``"training"`` or None) and, on ``ready``, the identity keys of the coordinators pinged.
     """
     if trainee.state not in (TRAINING, READY):
         return None, []
-    vouches = counted_vouches(unit.session, trainee.id)
+    if vouches is None:
+        vouches = counted_vouches(unit.session, trainee.id)
     count, threshold = len(vouches), unit.rules.threshold
     if trainee.state == TRAINING and count >= threshold:
         if not compare_and_set(
@@ -304,11 +308,12 @@ def vouch(
     trainee.last_activity_at, trainee.idle_reminded_at = unit.now, None
     session.flush()
     log_event(unit, "vouched", trainee.person, voucher, trainee, note)
-    count = count_vouches(session, trainee.id)
+    counted = counted_vouches(session, trainee.id)
+    count = len(counted)
     _tell_trainee(
         unit, trainee, f"{voucher.name} vouched for you ({count}/{unit.rules.threshold})."
     )
-    transition, pinged = settle(unit, trainee, voucher)
+    transition, pinged = settle(unit, trainee, voucher, counted)
     return VouchResult(trainee, count, transition=transition, pinged=pinged)
 
 
