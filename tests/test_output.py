@@ -129,20 +129,6 @@ def test_clear_drops_what_waits_and_nothing_is_due_after():
 # ------------------------------------------------------------- on a scripted server
 
 
-def register(server) -> None:
-    server.expect_line(r"^CAP LS 302$")
-    server.expect_line(r"^NICK lcbot$")
-    server.expect_line(r"^USER ")
-    server.send(":irc.test CAP * LS :multi-prefix")
-    server.expect_line(r"^CAP REQ :multi-prefix$")
-    server.send(":irc.test CAP * ACK :multi-prefix")
-    server.expect_line(r"^CAP END$")
-    server.send(":irc.test 001 lcbot :Welcome")
-    server.expect_line(r"^JOIN #livechat$")
-    server.send(":lcbot!~livechat@127.0.0.1 JOIN #livechat")
-    server.expect_line(r"^WHO #livechat$")
-
-
 def start(server, tmp_path, **irc) -> BotThread:
     config = bot_config(
         server.host,
@@ -152,7 +138,7 @@ def start(server, tmp_path, **irc) -> BotThread:
         bot={"user_burst": 50, "user_rate": 10.0},
     )
     bot = BotThread(config).start(wait_joined=False)
-    register(server)
+    server.register_bot(caps="multi-prefix")
     return bot
 
 

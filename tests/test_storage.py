@@ -8,9 +8,7 @@ a database of its own and drops it after, and is skipped when no server answers.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -25,47 +23,17 @@ from ircbot.outbox import OutboxMessage
 from ircbot.plugin import Plugin
 from ircbot.storage import Base, make_engine, make_session_factory, migrate, transaction
 from tests.support.botthread import BotThread, bot_config
+from tests.support.postgres import BACKENDS, database_url
 
 pytestmark = pytest.mark.timeout(60)
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 
-def _postgres_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN):
-            return True
-    except Exception:
-        return False
-
-
-@contextlib.contextmanager
-def _postgres_database() -> Iterator[str]:
-    import psycopg
-
-    name = f"storage_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def url(request, tmp_path) -> Iterator[str]:
     """An empty database of each backend, by URL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'storage.db'}"
-        return
-    if not _postgres_available():
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    with _postgres_database() as pg_url:
-        yield pg_url
+    yield from database_url(request.param, tmp_path, "storage")
 
 
 @pytest.fixture

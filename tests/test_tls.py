@@ -87,15 +87,7 @@ def start_bot(tmp_path):
 
 def register_over_tls(server: ScriptedServer) -> None:
     """The whole registration, then a command and its answer, all through TLS."""
-    server.expect_line(r"^CAP LS 302$")
-    server.expect_line(r"^NICK lcbot$")
-    server.expect_line(r"^USER ")
-    server.send(":irc.test CAP * LS :")
-    server.expect_line(r"^CAP END$")
-    server.send(":irc.test 001 lcbot :Welcome")
-    server.expect_line(r"^JOIN #livechat$")
-    server.send(":lcbot!~livechat@127.0.0.1 JOIN #livechat")
-    server.expect_line(r"^WHO #livechat")
+    server.register_bot()
     server.send(":tls_user!~u@127.0.0.1 PRIVMSG #livechat :!ping secure")
     server.expect_line(r"^PRIVMSG #livechat :tls_user: pong secure$")
 

@@ -86,15 +86,7 @@ def server(scripted_server, tmp_path):
     )
     bot = BotThread(config, extra_plugins=[probe]).start(wait_joined=False)
     server = scripted_server
-    server.expect_line(r"^CAP LS 302$")
-    server.expect_line(r"^NICK lcbot$")
-    server.expect_line(r"^USER ")
-    server.send(":irc.test CAP * LS :")
-    server.expect_line(r"^CAP END$")
-    server.send(":irc.test 001 lcbot :Welcome")
-    server.expect_line(r"^JOIN #livechat$")
-    server.send(":lcbot!~livechat@127.0.0.1 JOIN #livechat")
-    server.expect_line(r"^WHO #livechat$")
+    server.register_bot()
     server.bot = bot
     yield server
     server.close_client()

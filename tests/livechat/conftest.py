@@ -12,9 +12,9 @@ key that is at once their identity, nick and folded nick; each call is one trans
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,18 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ircbot.clock import ManualClock
 from ircbot.outbox import OutboxMessage
 from ircbot.storage import make_engine, make_session_factory, migrate, transaction
-
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
-
-
-def _postgres_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN):
-            return True
-    except Exception:
-        return False
+from tests.support.postgres import BACKENDS, database_url
 
 
 @dataclass
@@ -60,34 +49,16 @@ class Database:
     factory: sessionmaker[Session]
 
 
-@contextlib.contextmanager
-def _postgres_database() -> Iterator[str]:
-    import psycopg
-
-    name = f"livechat_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Database]:
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated database: a SQLite file, or a fresh PostgreSQL database."""
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path / 'livechat.db'}"
-        else:
-            if not _postgres_available():
-                pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-            url = stack.enter_context(_postgres_database())
+    for url in database_url(request.param, tmp_path, "livechat"):
         engine = make_engine(url)
-        stack.callback(engine.dispose)
-        migrate(engine)
-        yield Database(request.param, url, engine, make_session_factory(engine))
+        try:
+            migrate(engine)
+            yield Database(request.param, url, engine, make_session_factory(engine))
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture

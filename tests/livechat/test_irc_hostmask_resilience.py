@@ -34,8 +34,7 @@ from tests.support.botproc import BotProcess
 from tests.support.botthread import BotThread, ShiftClock, bot_config
 from tests.support.client import IRCTestClient
 from tests.support.ngircd import NgircdServer
-
-from .conftest import _postgres_available, _postgres_database
+from tests.support.postgres import BACKENDS, database_url
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -88,16 +87,10 @@ def people(ngircd: NgircdServer) -> Iterator[People]:
         group.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database for one bot: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'bot.db'}"
-        return
-    if not _postgres_available():
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    with _postgres_database() as url:
-        yield url
+    yield from database_url(request.param, tmp_path, "bot")
 
 
 class Room:

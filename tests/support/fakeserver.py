@@ -173,6 +173,22 @@ class ScriptedServer:
                     )
                 self._cond.wait(remaining)
 
+    def register_bot(self, caps: str = "", nick: str = "lcbot", channel: str = "#livechat") -> None:
+        """Play a server through the bot's whole registration: CAP (offering ``caps``, which
+        the bot is expected to request as they are), welcome, its JOIN and the WHO after it."""
+        self.expect_line(r"^CAP LS 302$")
+        self.expect_line(rf"^NICK {re.escape(nick)}$")
+        self.expect_line(r"^USER ")
+        self.send(f":irc.test CAP * LS :{caps}")
+        if caps:
+            self.expect_line(rf"^CAP REQ :{re.escape(caps)}$")
+            self.send(f":irc.test CAP * ACK :{caps}")
+        self.expect_line(r"^CAP END$")
+        self.send(f":irc.test 001 {nick} :Welcome")
+        self.expect_line(rf"^JOIN {re.escape(channel)}$")
+        self.send(f":{nick}!~livechat@127.0.0.1 JOIN {channel}")
+        self.expect_line(rf"^WHO {re.escape(channel)}")
+
     def expect_disconnect(self, timeout: float = 5) -> None:
         """Wait until the client closes its side (e.g. gives up on a silent server)."""
         if not self._disconnected.wait(timeout):
