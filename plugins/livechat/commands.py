@@ -49,8 +49,7 @@ def unit(ctx: BaseContext) -> Unit:
 
 
 def me(ctx: CommandContext) -> Person | None:
-    """The speaker's person row (None if unidentified), noting the nick they use now and
-    raising their role once if a configured ``nick!user@host`` mask grants more.
+    """The speaker's person row (None if unidentified), as :func:`recognise` finds it.
 
     The role check, the refusal wrapper and the handler all ask; the row is looked up once
     per command and kept in the command's own session.
@@ -60,11 +59,18 @@ def me(ctx: CommandContext) -> Person | None:
     found = ctx.session.info.get(_SPEAKER)
     if found is not None and found[0] == ctx.sender.key:
         return found[1]
-    person = touch(unit(ctx), ctx.sender.key, ctx.nick, ctx.network.fold(ctx.nick))
-    granted = mask_grant(rules(ctx), ctx.sender, ctx.network.match)
+    person = recognise(ctx, ctx.sender, ctx.nick)
+    ctx.session.info[_SPEAKER] = (ctx.sender.key, person)
+    return person
+
+
+def recognise(ctx: BaseContext, identity: Identity, nick: str) -> Person:
+    """The person behind ``identity`` (created if new), noting the nick they use now and
+    raising their role once if a configured ``nick!user@host`` mask grants more."""
+    person = touch(unit(ctx), identity.key, nick, ctx.network.fold(nick))
+    granted = mask_grant(rules(ctx), identity, ctx.network.match)
     if granted > person.role and not person.role_manual:
         team.seed_role(unit(ctx), person.identity, granted, "config mask")
-    ctx.session.info[_SPEAKER] = (ctx.sender.key, person)
     return person
 
 
@@ -282,9 +288,7 @@ def seen(ctx: JobContext, identity: Identity, nick: str) -> None:
     done: dict[str, Role] = ctx.memory.setdefault("mask_grants", {})
     if granted <= done.get(identity.key, Role.NONE):
         return
-    person = touch(unit(ctx), identity.key, nick, ctx.network.fold(nick))
-    if granted > person.role and not person.role_manual:
-        team.seed_role(unit(ctx), person.identity, granted, "config mask")
+    recognise(ctx, identity, nick)
     done[identity.key] = granted
 
 
