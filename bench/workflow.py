@@ -807,8 +807,8 @@ def bot_config(server: NgircdServer, url: str) -> dict[str, Any]:
             "channel": CHANNEL,
             "threshold": 2,
             "page_size": PAGE_SIZE,
-            "coordinators": ["benchcoord!*@*"],
-            "helpers": ["benchhelper*!*@*"],
+            "coordinators": ["benchcoord!*@127.0.0.1"],
+            "helpers": ["benchhelper*!*@127.0.0.1"],
         },
     }
 

@@ -182,6 +182,8 @@ def run(app: App) -> None:
 
     config = app.config
     _setup_logging(config.bot.log_level)
+    for warning in config.warnings:
+        logger.warning("%s", warning)
     bot = Bot(config, app.plugins(), clock=app.clock)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: bot.stop(0))
@@ -222,6 +224,8 @@ def config_check(app: App) -> None:
     if cfg.irc.sasl_username:
         cfg.sasl_password()  # the secret must be readable, though it is never printed
     click.echo(render_config(cfg, mask=True), nl=False)
+    for warning in cfg.warnings:
+        click.echo(f"# warning: {warning}", err=True)
     click.echo(f"# {cfg.source}: OK", err=True)
 
 

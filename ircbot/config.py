@@ -8,6 +8,11 @@ section the same way.
 
 Errors are :class:`ConfigError` with one line that names the file (or environment variable)
 and the key, because the person reading it is setting up a bot, not debugging Python.
+
+A section whose rules span keys or sections (a plugin's masks are only valid in one identity
+mode) gives its dataclass a ``check(bot, label)`` method (see :class:`SectionCheck`): it is
+called once every section is read, raises ConfigError to refuse, and returns warnings, which
+``config check`` prints and ``run`` logs.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "BotConfig",
@@ -29,6 +34,7 @@ __all__ = [
     "ConfigError",
     "DatabaseConfig",
     "IrcConfig",
+    "SectionCheck",
     "option",
     "parse_section",
     "render_section",
@@ -130,6 +136,19 @@ class DatabaseConfig:
     )
 
 
+@runtime_checkable
+class SectionCheck(Protocol):
+    """A section that checks itself against the rest of the configuration."""
+
+    def check(self, bot: BotConfig, label: Callable[[str], str]) -> list[str]:
+        """Raise ConfigError naming ``label(key)`` to refuse; return warnings (one line each).
+
+        ``label(key)`` is where a key's value came from, the file and section or the
+        environment variable, so a message points at what the person has to change.
+        """
+        ...
+
+
 _CORE_SECTIONS: dict[str, type] = {"irc": IrcConfig, "bot": BotConfig, "database": DatabaseConfig}
 
 
@@ -144,6 +163,8 @@ class Config:
     source: str
     # The environment the overrides came from, read again for sasl_password_env (None: os's).
     environ: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
+    # What the sections' checks found doubtful but allowed, one line each (see SectionCheck).
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def sasl_password(self) -> str | None:
         """Read the SASL secret from the environment or its file, never from the TOML."""
@@ -319,6 +340,7 @@ def load_config(
         merged = {**raw.get(name, {}), **overrides.get(name, {})}
         sections[name] = parse_section(schema, merged, f"{source}: [{name}]", labels.get(name))
     _check_database_url(sections["database"].url, f"{source}: [database]")
+    warnings = _check_sections(sections, source, labels)
     return Config(
         irc=sections.pop("irc"),
         bot=sections.pop("bot"),
@@ -326,7 +348,24 @@ def load_config(
         plugins=types.MappingProxyType(sections),
         source=source,
         environ=environ,
+        warnings=tuple(warnings),
     )
+
+
+def _check_sections(
+    sections: Mapping[str, Any], source: str, labels: Mapping[str, Mapping[str, str]]
+) -> list[str]:
+    """Run every section's own cross-key check (see :class:`SectionCheck`)."""
+    warnings: list[str] = []
+    for name, section in sections.items():
+        if not isinstance(section, SectionCheck):
+            continue
+
+        def label(key: str, name: str = name) -> str:
+            return labels.get(name, {}).get(key) or f"{source}: [{name}] {key}"
+
+        warnings += section.check(sections["bot"], label)
+    return warnings
 
 
 def _toml_value(value: Any) -> str:

@@ -29,7 +29,7 @@ def helpbot(ngircd, tmp_path_factory):
         f"sqlite:///{db}",
         irc={"nick": BOT, "channels": [CHAN]},
         bot={"plugins": ["livechat"], "user_burst": 20},
-        livechat={"coordinators": ["hr_coord!*@*"], "helpers": ["hr_helper!*@*"]},
+        livechat={"coordinators": ["hr_coord!*@127.0.0.1"], "helpers": ["hr_helper!*@127.0.0.1"]},
     )
     with BotThread(config) as bot:
         yield bot

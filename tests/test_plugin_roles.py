@@ -39,7 +39,7 @@ def rolebot(ngircd, tmp_path_factory):
         f"sqlite:///{db}",
         irc={"nick": BOT, "channels": [CHAN]},
         bot={"plugins": ["livechat"], "user_burst": 20},
-        livechat={"coordinators": ["rp_coord*!*@*"]},
+        livechat={"coordinators": ["rp_coord*!*@127.0.0.1"]},
     )
     with BotThread(config, extra_plugins=[probe]) as bot:
         yield bot

@@ -3,15 +3,23 @@
 The defaults are the promise made to trainees in the original process ("usually within 24
 hours of being told you're ready"); each key carries the one-line description that
 ``ircbot init`` and the README reference table show.
+
+``coordinators`` and ``helpers`` hand out roles, so they are checked against the identity mode
+before the bot starts (:meth:`LivechatConfig.check`, the rules in :mod:`ircbot.masks`): a
+``nick!user@host`` mask in account mode, a mask that matches any host or a malformed one is
+a configuration error; an unchecked ident on a shared host is a warning.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from ircbot.config import option
+from ircbot.config import BotConfig, ConfigError, option
+from ircbot.masks import is_mask, matches_any_host, parse_mask, weak_ident_on_shared_host
 
 __all__ = ["DEFAULT_WELCOME", "LivechatConfig"]
+
 
 DEFAULT_WELCOME = (
     "Ask here to be invited to shadow live chats; when you have helped with a few, "
@@ -53,3 +61,40 @@ class LivechatConfig:
         minimum=0,
     )
     page_size: int = option(20, "entries per page when a list goes by private message", minimum=1)
+
+    def check(self, bot: BotConfig, label: Callable[[str], str]) -> list[str]:
+        """Refuse masks that would give a role to anyone; warn about weak ones.
+
+        In account mode a person is a services account and a mask would match whoever is
+        logged in under any account and takes the nick, so a mask there is an error. In
+        hostmask mode see :mod:`ircbot.masks` for why a host that is only wildcards is
+        refused and an unchecked ident on a shared host only warned about.
+        """
+        warnings = []
+        for key in ("coordinators", "helpers"):
+            for entry in filter(is_mask, getattr(self, key)):
+                where = f"{label(key)}: {entry!r}"
+                if bot.identity == "account":
+                    raise ConfigError(
+                        f"{where} is a nick!user@host mask, and in account mode "
+                        '([bot] identity = "account") only services account names are '
+                        "trusted: list the account"
+                    )
+                try:
+                    parse_mask(entry)
+                except ValueError:
+                    raise ConfigError(
+                        f"{where} is neither an account name nor a nick!user@host mask "
+                        "(one '!' before one '@', no spaces)"
+                    ) from None
+                if matches_any_host(entry):
+                    raise ConfigError(
+                        f"{where} matches any host: name the host (or a host pattern with a "
+                        "fixed part), since anyone can pick a nick and a user name"
+                    )
+                if weak_ident_on_shared_host(entry):
+                    warnings.append(
+                        f"{where}: an unchecked ident ('~' or a wildcard) on a shared host: "
+                        "anyone connecting from those hosts can match it"
+                    )
+        return warnings

@@ -66,8 +66,8 @@ IDENTS = {
 LIVECHAT = {
     "threshold": 2,
     # The three spellings a mask may have: nick!user@host, any nick, and user@host alone.
-    "helpers": ["*!~hmhelp1@127.0.0.1", "*!~hmhelp2@*", "~hmhelp3@127.0.0.1"],
-    "coordinators": ["*!~hmcoord1@*", "hm_coord2!~hmcoord2@127.0.0.1"],
+    "helpers": ["*!~hmhelp1@127.0.0.1", "*!~hmhelp2@127.0.0.*", "~hmhelp3@127.0.0.1"],
+    "coordinators": ["*!~hmcoord1@127.0.0.*", "hm_coord2!~hmcoord2@127.0.0.1"],
     "welcome": WELCOME,
     "channel_list_max": 2,
     "page_size": 2,

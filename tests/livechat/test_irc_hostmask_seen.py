@@ -49,9 +49,14 @@ IDENTS = {
 }
 LIVECHAT = {
     "threshold": 2,
-    "helpers": ["*!~hshelp1@127.0.0.1", "*!~hshelp2@*"],
+    "helpers": ["*!~hshelp1@127.0.0.1", "*!~hshelp2@127.0.0.*"],
     # The last names the nick too: it matches only while they are hs_c4.
-    "coordinators": ["*!~hscoord1@*", "*!~hscoord2@127.0.0.1", "~hscoord3@*", "hs_c4!~hscoord4@*"],
+    "coordinators": [
+        "*!~hscoord1@127.0.0.*",
+        "*!~hscoord2@127.0.0.1",
+        "~hscoord3@127.0.0.*",
+        "hs_c4!~hscoord4@127.0.0.*",
+    ],
 }
 WELCOMED = f"welcome! You are now a trainee; 2 helpers' vouches make you ready. {DEFAULT_WELCOME}"
 PING = "hs_t1 is ready for promotion (2 vouches: hs_h1, hs_h2). Say !promote hs_t1"
