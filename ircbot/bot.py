@@ -142,7 +142,10 @@ class Bot:
         )
 
     def _on_isupport(self, connection: Any, event: Event) -> None:
-        self.network.set_casemapping(connection.features.casemapping)
+        # Not every 005 line carries CASEMAPPING, and jaraco keeps only the tokens it saw.
+        name = getattr(connection.features, "casemapping", None)
+        if name is not None:
+            self.network.set_casemapping(name)
 
     def _on_welcome(self, connection: Any, event: Event) -> None:
         self.network.own_nick = connection.get_nickname()

@@ -57,11 +57,21 @@ class NetworkState:
     def match(self, mask: str, value: str) -> bool:
         return self.casemapping.match(mask, value)
 
-    def set_casemapping(self, name: str | None) -> None:
-        """Re-key everything when ISUPPORT tells the real CASEMAPPING."""
+    def set_casemapping(self, name: object) -> None:
+        """Re-key everything when ISUPPORT tells the real CASEMAPPING.
+
+        An unknown name folds as ascii (see :mod:`ircbot.casemapping`); that is logged when
+        the mapping changes, so once, however many ISUPPORT lines repeat it.
+        """
         mapping = CaseMapping.from_name(name)
         if mapping == self.casemapping:
             return
+        if name is not None and not CaseMapping.known(name):
+            logger.warning(
+                "the server's CASEMAPPING %r is unknown: folding nicks as ascii, which never "
+                "merges two nicks the server keeps apart",
+                str(name),
+            )
         self.casemapping = mapping
         self.users = {self.fold(u.nick): u for u in self.users.values()}
         for u in self.users.values():

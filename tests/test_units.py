@@ -52,9 +52,10 @@ def test_ascii_folds_letters_only():
     assert not ascii_.equal("ÄBC", "äbc")  # str.lower() would say equal
 
 
-def test_unknown_or_missing_casemapping_means_rfc1459():
+def test_missing_casemapping_means_rfc1459_and_unknown_means_ascii():
     assert CaseMapping.from_name(None).name == "rfc1459"
-    assert CaseMapping.from_name("unicode-magic").name == "rfc1459"
+    # ascii never merges nicks the server keeps apart (see tests/impersonation)
+    assert CaseMapping.from_name("unicode-magic").name == "ascii"
     assert CaseMapping.from_name("ASCII").name == "ascii"
 
 
