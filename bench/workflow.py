@@ -79,6 +79,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import BotUnderTest, NgircdServer, RawClient, cpu_note, percentiles, rss_mb
+from ircbot_plugins.livechat import plugin as livechat
 from ircbot_plugins.livechat.models import (
     CLOSED_IDLE,
     ON_HOLD,
@@ -141,7 +142,8 @@ class Plan:
     @property
     def key(self) -> str:
         """Names the cached file: the parameters, the generator and the schema's migrations."""
-        versions = sorted(p.stem for p in (migrations_path() / "versions").glob("*.py"))
+        folders = (migrations_path() / "versions", livechat.migrations)
+        versions = sorted(p.stem for folder in folders for p in folder.glob("*.py"))
         schema = hashlib.sha1(" ".join(versions).encode()).hexdigest()[:8]
         return (
             f"t{self.trainees}-v{self.vouches}-r{self.ready}-h{self.helpers}"
@@ -617,7 +619,7 @@ def populate_sqlite(path: Path, plan: Plan, now: dt.datetime) -> dict[str, int]:
     """A SQLite file at ``path`` with the migrations' schema and ``plan``'s rows."""
     engine = make_engine(f"sqlite:///{path}")
     try:
-        migrate(engine)
+        migrate(engine, [livechat.migrations])
         counts = load(build(plan, now), sqlite_writer(engine))
     finally:
         engine.dispose()
@@ -690,7 +692,7 @@ def populate_postgres(url: str, dsn: str, plan: Plan) -> dict[str, int]:
 
     engine = make_engine(url)
     try:
-        migrate(engine)
+        migrate(engine, [livechat.migrations])
     finally:
         engine.dispose()
     with psycopg.connect(dsn) as conn:

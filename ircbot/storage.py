@@ -8,7 +8,8 @@ Every transaction of ours begins IMMEDIATE, reads included: the bot's transactio
 milliseconds long and run one at a time, and serialising them is what makes two vouches
 arriving at once give one ``ready`` transition; a CLI command waits its turn behind them.
 PostgreSQL is used by URL through psycopg 3. The schema comes only from the Alembic
-migrations in ``alembic/``: ``create_all`` would let the code and the migrations drift apart.
+migrations: the core's in ``alembic/`` and one branch per enabled plugin (``create_all``
+would let the code and the migrations drift apart).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import ast
 import contextlib
 import datetime as dt
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,7 +65,7 @@ class DatabaseUnavailable(Exception):
 
 
 class Base(DeclarativeBase):
-    """The base of every table, core and plugins alike, so one migration history sees all."""
+    """The base of every table, core and plugins alike (one naming convention for all)."""
 
     metadata = MetaData(naming_convention=NAMING)
 
@@ -132,7 +134,8 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def migrations_path() -> Path:
-    """Where the Alembic scripts are: installed package, else the checkout's ``alembic/``."""
+    """Where the core's Alembic environment is: installed package, else the checkout's
+    ``alembic/`` (its ``versions/`` hold the core's own tables only)."""
     try:
         import ircbot_migrations
 
@@ -146,10 +149,11 @@ def _alembic_config(engine: Engine, extra_locations: Sequence[Path]) -> Any:
 
     cfg = AlembicConfig()
     path = migrations_path()
-    cfg.set_main_option("script_location", str(path))
+    # ConfigParser values: "%" is its interpolation sign, hence doubled.
+    cfg.set_main_option("script_location", str(path).replace("%", "%%"))
     locations = [str(path / "versions"), *(str(p) for p in extra_locations)]
-    cfg.set_main_option("version_locations", " ".join(locations))
-    cfg.set_main_option("path_separator", "space")
+    cfg.set_main_option("path_separator", "os")  # a folder's name may hold a space
+    cfg.set_main_option("version_locations", os.pathsep.join(locations).replace("%", "%%"))
     cfg.attributes["engine"] = engine
     return cfg
 
@@ -187,7 +191,9 @@ def _script_heads(locations: Sequence[Path]) -> set[str] | None:
 
 
 def is_current(engine: Engine, extra_locations: Sequence[Path] = ()) -> bool:
-    """Whether the database is at the newest migration: one small query, no Alembic import."""
+    """Whether the core and the given plugin branches are at their newest migration: one
+    small query, no Alembic import. Rows of other branches (plugins not enabled) are
+    ignored: they are not ours to upgrade."""
     heads = _script_heads([migrations_path() / "versions", *extra_locations])
     if not heads:
         return False
@@ -195,11 +201,13 @@ def is_current(engine: Engine, extra_locations: Sequence[Path] = ()) -> bool:
         if not inspect(conn).has_table("alembic_version"):
             return False
         current = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
-    return current == heads
+    return heads <= current
 
 
 def migrate(engine: Engine, extra_locations: Sequence[Path] = ()) -> None:
-    """Bring the database to the newest migration (all heads: plugins may add branches).
+    """Bring the core and the branches in ``extra_locations`` (the enabled plugins'
+    ``migrations`` folders) to their newest migration, in one transaction. The tables and
+    version rows of any other branch are left as they are (see ``alembic/env.py``).
 
     It is the first thing to touch the database, so it is where an unreachable one is told
     (:class:`DatabaseUnavailable`).

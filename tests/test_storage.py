@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from ircbot_plugins.livechat import plugin as livechat
 from ircbot_plugins.livechat.models import CLOSED, OPEN, Person, Trainee
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -40,7 +41,7 @@ def url(request, tmp_path) -> Iterator[str]:
 def engine(url):
     """The engine the bot would build, migrated to head the way the bot does it."""
     engine = make_engine(url)
-    migrate(engine)
+    migrate(engine, [livechat.migrations])
     yield engine
     engine.dispose()
 

@@ -13,7 +13,7 @@ from alembic import op
 
 revision = "0001_outbox"
 down_revision = None
-branch_labels = None
+branch_labels = ("core",)
 depends_on = None
 
 

@@ -9,13 +9,19 @@ waits on one person's memory. The rules are in :mod:`.workflow`, the IRC command
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ircbot.plugin import Plugin
 
 from .config import LivechatConfig
 
 __all__ = ["LivechatConfig", "plugin"]
 
-plugin = Plugin("livechat", config=LivechatConfig)
+# Its tables are a migration branch of its own (label ``livechat``), upgraded with the core's
+# only while the plugin is enabled, as any third-party plugin's would be.
+plugin = Plugin(
+    "livechat", config=LivechatConfig, migrations=Path(__file__).resolve().parent / "migrations"
+)
 
 # Importing these modules declares their commands, jobs, events and CLI on ``plugin``.
 from . import admin, cli, commands  # noqa: E402, F401

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ircbot_plugins.livechat import plugin as livechat
 from ircbot_plugins.livechat import team as team_rules
 from ircbot_plugins.livechat import workflow
 from ircbot_plugins.livechat.config import LivechatConfig
@@ -55,7 +56,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     for url in database_url(request.param, tmp_path, "livechat"):
         engine = make_engine(url)
         try:
-            migrate(engine)
+            migrate(engine, [livechat.migrations])
             yield Database(request.param, url, engine, make_session_factory(engine))
         finally:
             engine.dispose()

@@ -1,8 +1,13 @@
 """livechat: people, trainee attempts, vouches and the audit log
 
 Revision ID: 0002_livechat
-Revises: 0001_outbox
+Revises:
 Create Date: 2026-11-25
+
+The first revision of the livechat plugin's own branch (label ``livechat``), which the core
+upgrades only while the plugin is enabled. It keeps the id it had when it was the core's
+second revision, on ``0001_outbox``: a database made then already records it, and the core's
+``alembic/env.py`` puts back the core row such a database lacks (``LEGACY_HEADS``).
 
 Hand-written to match ``plugins/livechat/models.py`` (autogenerate reports no difference).
 The open-attempt rule is a partial unique index, which SQLite (3.8+) and PostgreSQL both
@@ -16,8 +21,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_livechat"
-down_revision = "0001_outbox"
-branch_labels = None
+down_revision = None
+branch_labels = ("livechat",)
 depends_on = None
 
 OPEN_SQL = "state IN ('training', 'ready', 'on_hold')"
