@@ -293,21 +293,31 @@ def _env_overrides(
     return overrides, labels
 
 
-def _check_database_url(url: str, where: str) -> None:
+def _check_database_url(url: str, label: str) -> None:
     """A URL SQLAlchemy cannot parse fails here, as a config error, not later as a traceback.
 
-    The value is not echoed: it may hold a password.
+    The value is never echoed: it may hold a password. A second ``@`` before the path is a
+    password (or user name) with an unencoded ``@`` in it: SQLAlchemy would take the end of
+    the password for the host, and every message naming the database would print it.
     """
     from sqlalchemy.engine import make_url  # deferred: only commands that load config pay
     from sqlalchemy.exc import ArgumentError
 
     try:
-        make_url(url)
+        parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(
-            f"{where} url is not a database URL "
+            f"{label} is not a database URL "
             "(e.g. sqlite:///ircbot.db or postgresql://user@host/dbname)"
         ) from None
+    if parsed.get_backend_name() == "sqlite":
+        return  # a file path, in which '@' is an ordinary character
+    before_query = url.partition("?")[0]
+    if before_query.count("@") > 1:
+        raise ConfigError(
+            f"{label}: the user name or password holds an '@': write it as %40 "
+            "(postgresql://user:pass%40word@host/dbname)"
+        )
 
 
 def load_config(
@@ -339,7 +349,10 @@ def load_config(
     for name, schema in schemas.items():
         merged = {**raw.get(name, {}), **overrides.get(name, {})}
         sections[name] = parse_section(schema, merged, f"{source}: [{name}]", labels.get(name))
-    _check_database_url(sections["database"].url, f"{source}: [database]")
+    _check_database_url(
+        sections["database"].url,
+        labels.get("database", {}).get("url") or f"{source}: [database] url",
+    )
     warnings = _check_sections(sections, source, labels)
     return Config(
         irc=sections.pop("irc"),
@@ -383,7 +396,8 @@ def mask_secret(name: str, value: Any) -> Any:
     """What ``config check`` shows of a secret: URLs keep their shape, passwords go, both
     the one before the host and a ``password=`` query parameter (libpq takes either)."""
     if isinstance(value, str) and "://" in value:
-        value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1****@", value)
+        # up to the last '@' before the path, should a password hold one unencoded
+        value = re.sub(r"(://[^:/@]*:)[^/?#]*@", r"\1****@", value)
         return re.sub(r"([?&]password=)[^&]*", r"\1****", value, flags=re.IGNORECASE)
     return "****" if value else value
 

@@ -1,4 +1,4 @@
-"""Bringing in the backlog: people who signed up and were never approved.
+r"""Bringing in the backlog: people who signed up and were never approved.
 
 The original process apologised to "those who signed up and were never approved" and asked
 them to speak up. Here a coordinator imports them from a CSV instead: each becomes a trainee
@@ -18,7 +18,14 @@ Columns (header required, names case-insensitive; only ``account`` is required):
 ``signed_up``
     when they signed up (ISO date or date-time, UTC), else the time of the import;
 ``vouchers``
-    helpers who already vouched for them, by account or nick, separated by ``;`` or spaces.
+    helpers who already vouched for them, by account or nick, separated by ``;`` or spaces;
+    each at most once (``h1;H1`` is one helper named twice, an error, not one vouch).
+
+The file comes from another system and its text ends up in IRC lines (every ping names the
+trainee): a cell holding a control character (CTCP's ``\x01``, colour codes, NUL, CR/LF) or
+an invisible format character (a right-to-left override) is refused, and a nick must be one
+by the IRC grammar (RFC 2812: a letter or one of ``[]\`_^{|}`` first, then those, digits and
+``-``), at most :data:`NICK_MAX` characters.
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ircbot.casemapping import CaseMapping
@@ -47,10 +55,24 @@ from .store import (
 )
 from .workflow import AlreadyOnTeam, register, settle
 
-__all__ = ["COLUMNS", "BacklogRow", "ImportReport", "ImportRowError", "import_backlog", "read_csv"]
+__all__ = [
+    "COLUMNS",
+    "NICK_MAX",
+    "BacklogRow",
+    "ImportReport",
+    "ImportRowError",
+    "import_backlog",
+    "read_csv",
+]
 
 COLUMNS = ("account", "nick", "chat_account", "signed_up", "vouchers")
+NICK_MAX = 32
+"""Longer than any common server's NICKLEN (ngircd, InspIRCd, Solanum: 30 or 32)."""
 _KEY = re.compile(r"^[^\s!,;]+$")
+_NICK = re.compile(rf"^[A-Za-z\[\]\\`_^{{|}}][A-Za-z0-9\[\]\\`_^{{|}}-]{{0,{NICK_MAX - 1}}}$")
+# Cc: C0/C1 controls (NUL, \x01 of CTCP, IRC colours and bold, CR, LF, tab, DEL);
+# Cf: invisible format characters (bidi overrides, zero-width); Zl/Zp: line breaks.
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Zl", "Zp"}
 
 
 class ImportRowError(ValueError):
@@ -86,9 +108,50 @@ def _date(text: str, row: int) -> dt.datetime:
     return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
 
 
+def _unsafe(text: str) -> str | None:
+    """The first control or format character in ``text``, as U+XXXX, else None."""
+    for char in text:
+        if unicodedata.category(char) in _UNSAFE_CATEGORIES:
+            return f"U+{ord(char):04X}"
+    return None
+
+
+def _no_nul(lines: Iterable[str]) -> Iterator[str]:
+    """Refuse a NUL before the csv module does, with a traceback-free row number."""
+    for number, line in enumerate(lines, start=1):
+        if "\0" in line:
+            raise ImportRowError(number, "a control character (U+0000) in the line")
+        yield line
+
+
+def _check_cells(values: dict[str, str], number: int) -> None:
+    for column, text in values.items():
+        found = _unsafe(text)
+        if found:
+            raise ImportRowError(number, f"a control character ({found}) in {column} {text!r}")
+    nick = values.get("nick")
+    if nick and not _NICK.match(nick):
+        raise ImportRowError(
+            number,
+            f"nick {nick!r} is not an IRC nick (a letter or one of []\\`_^{{|}} first, "
+            f"then those, digits or '-'; at most {NICK_MAX})",
+        )
+
+
+def _vouchers(text: str, number: int) -> tuple[str, ...]:
+    names = tuple(v for v in re.split(r"[;\s]+", text) if v)
+    seen: dict[str, str] = {}
+    for name in names:
+        key = identity_key(name)
+        if key in seen:
+            raise ImportRowError(number, f"voucher {name!r} is named twice ({seen[key]!r})")
+        seen[key] = name
+    return names
+
+
 def read_csv(lines: Iterable[str], *, hostmask: bool) -> list[BacklogRow]:
     """Parse and check the file's shape; ImportRowError names the first bad row."""
-    reader = csv.reader(lines)
+    reader = csv.reader(_no_nul(lines))
     header = [h.strip().lower() for h in next(reader, [])]
     if "account" not in header:
         raise ImportRowError(1, f"the header must name an 'account' column (columns: {COLUMNS})")
@@ -102,6 +165,7 @@ def read_csv(lines: Iterable[str], *, hostmask: bool) -> list[BacklogRow]:
             continue
         if len(cells) != len(header):
             raise ImportRowError(number, f"{len(cells)} fields, the header has {len(header)}")
+        _check_cells(dict(zip(header, cells, strict=True)), number)
         values = {h: c.strip() for h, c in zip(header, cells, strict=True)}
         account = values["account"]
         if not account or not _KEY.match(account):
@@ -117,7 +181,7 @@ def read_csv(lines: Iterable[str], *, hostmask: bool) -> list[BacklogRow]:
                 nick=values.get("nick") or None,
                 chat_account=values.get("chat_account") or None,
                 signed_up=_date(signed_up, number) if signed_up else None,
-                vouchers=tuple(v for v in re.split(r"[;\s]+", vouchers) if v),
+                vouchers=_vouchers(vouchers, number),
             )
         )
     return rows
@@ -134,12 +198,19 @@ def import_backlog(unit: Unit, rows: Sequence[BacklogRow]) -> ImportReport:
             raise ImportRowError(row.row, f"{row.account} is already on row {seen[key]}")
         seen[key] = row.row
         helpers = []
+        named: dict[int, str] = {}  # helper's person id -> the name the row gave
         for name in row.vouchers:
             helper = find_by_name(session, name)
             if helper is None:
                 raise ImportRowError(row.row, f"unknown helper {name!r}")
             if helper.role < Role.HELPER:
                 raise ImportRowError(row.row, f"{name} is not a helper ({helper.role.label})")
+            if helper.id in named:  # an account and a nick of the same person
+                raise ImportRowError(
+                    row.row,
+                    f"voucher {helper.name} is named twice ({named[helper.id]!r}, {name!r})",
+                )
+            named[helper.id] = name
             helpers.append(helper)
         existing = person_by_key(session, key)
         if existing is not None and open_attempt(session, existing.id) is not None:

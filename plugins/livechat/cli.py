@@ -228,9 +228,10 @@ def export(app: Any, fmt: str, output: Path | None) -> None:
     for name, rows in tables.items():
         buffer = io.StringIO()
         columns = list(rows[0]) if rows else []
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        # CRLF, as RFC 4180 says: then a CR typed in a note gets its cell quoted too
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(reports.spreadsheet_rows(rows))
         if output:
             (output / f"{name}.csv").write_text(buffer.getvalue(), encoding="utf-8")
         else:

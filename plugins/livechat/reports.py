@@ -4,6 +4,11 @@
 promoted, the median time to ready and from ready to promotion, and who is overdue now.
 ``export`` dumps every table of the process as plain rows for a spreadsheet or an archive.
 Read-only, no IRC; rows are plain dicts so JSON and CSV writers take them as they are.
+
+Much of that text was typed on IRC by anyone (vouch notes, chat accounts, reasons). A CSV
+cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR is a formula to a spreadsheet, which
+can fetch URLs or run commands when the file is opened (OWASP, "CSV Injection"), so
+:func:`spreadsheet_rows` puts a ``'`` before such text; JSON is left as typed.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from .models import OPEN, PROMOTED, READY, Event, Person, Trainee, Vouch
 from .store import ago
 from .views import trainee_views
 
-__all__ = ["export_tables", "funnel", "trainee_rows"]
+__all__ = ["export_tables", "funnel", "spreadsheet_rows", "spreadsheet_safe", "trainee_rows"]
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _iso(value: Any) -> Any:
@@ -115,3 +122,19 @@ def export_tables(session: Session) -> dict[str, list[dict[str, Any]]]:
         "vouches": _table(session, Vouch),
         "events": _table(session, Event),
     }
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula, made inert with a leading ``'``.
+
+    >>> spreadsheet_safe("=1+2"), spreadsheet_safe("bob"), spreadsheet_safe(-1)
+    ("'=1+2", 'bob', -1)
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def spreadsheet_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``rows`` with every text cell passed through :func:`spreadsheet_safe` (CSV export)."""
+    return [{k: spreadsheet_safe(v) for k, v in row.items()} for row in rows]
