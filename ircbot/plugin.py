@@ -16,7 +16,11 @@ parameters:
     one of the listed words;
 ``<name:nick>`` / ``[name:nick]``
     a nick, resolved before the handler runs to a :class:`~ircbot.identity.Target` (the person
-    holding that nick now, identity looked up by WHOIS if need be).
+    holding that nick now, identity looked up by WHOIS if need be);
+``<name:int>`` / ``[name:int]``
+    a whole number from 1 to :data:`INT_ARG_MAX`, in ASCII digits, passed as an ``int``.
+    ``str.isdigit()`` and ``int()`` are no check: they accept ``²``, ``٣`` or a fullwidth 3 (and
+    ``int("²")`` then raises), so anything else is the usage reply before the handler runs.
 
 Plugins are found through the ``ircbot.plugins`` entry-point group; ``[bot] plugins`` in the
 config says which are enabled. Nothing here is global: a :class:`Plugin` only describes.
@@ -32,10 +36,23 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Command", "Job", "Param", "Plugin", "UsageError", "load_plugins", "parse_usage"]
+__all__ = [
+    "INT_ARG_MAX",
+    "Command",
+    "Job",
+    "Param",
+    "Plugin",
+    "UsageError",
+    "load_plugins",
+    "parse_usage",
+]
 
 logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "ircbot.plugins"
+INT_ARG_MAX = 1_000_000
+"""The largest ``:int`` argument: more than any page count or limit a command could mean."""
+_ASCII_NUMBER = re.compile(r"[0-9]{1,7}")
+_KINDS = ("", "nick", "int")
 
 
 class UsageError(ValueError):
@@ -51,6 +68,7 @@ class Param:
     rest: bool = False
     choices: tuple[str, ...] = ()
     is_nick: bool = False
+    is_int: bool = False
 
 
 _TOKEN = re.compile(r"^([<\[])([^\]>]+?)(\.\.\.)?([>\]])$")
@@ -66,6 +84,8 @@ def parse_usage(usage: str) -> tuple[Param, ...]:
         if not m or (m[1] == "<") != (m[4] == ">"):
             raise ValueError(f"bad usage token {token!r} in {usage!r}")
         name, _, kind = m[2].partition(":")
+        if kind not in _KINDS:
+            raise ValueError(f"unknown kind {kind!r} in {token!r} (kinds: nick, int)")
         choices = tuple(name.split("|")) if "|" in name else ()
         rest = bool(m[3])
         if rest and i != len(tokens) - 1:
@@ -77,6 +97,7 @@ def parse_usage(usage: str) -> tuple[Param, ...]:
                 rest=rest,
                 choices=choices,
                 is_nick=kind == "nick",
+                is_int=kind == "int",
             )
         )
     required_seen_after_optional = False
@@ -89,9 +110,15 @@ def parse_usage(usage: str) -> tuple[Param, ...]:
     return tuple(params)
 
 
-def split_args(params: Sequence[Param], text: str) -> list[str | None]:
+def _whole_number(param: Param, word: str) -> int:
+    if _ASCII_NUMBER.fullmatch(word) and 1 <= int(word) <= INT_ARG_MAX:
+        return int(word)
+    raise UsageError(f"<{param.name}> must be a whole number from 1 to {INT_ARG_MAX}")
+
+
+def split_args(params: Sequence[Param], text: str) -> list[str | int | None]:
     """Split the words after a command by ``params``; raise UsageError if they don't fit."""
-    values: list[str | None] = []
+    values: list[str | int | None] = []
     remaining = text.strip()
     for p in params:
         if not remaining:
@@ -106,6 +133,9 @@ def split_args(params: Sequence[Param], text: str) -> list[str | None]:
             remaining = remaining.lstrip()
         if p.choices and word.lower() not in p.choices:
             raise UsageError(f"<{p.name}> must be one of: {', '.join(p.choices)}")
+        if p.is_int:
+            values.append(_whole_number(p, word))
+            continue
         values.append(word.lower() if p.choices else word)
     if remaining:
         raise UsageError("too many arguments")

@@ -187,10 +187,10 @@ def status(ctx: CommandContext, target: Target | None = None) -> None:
     ctx.reply(views.status(ctx.session, rules(ctx), ctx.now, subject(ctx, target), me=False))
 
 
-@plugin.command("trainees", usage="[page]", help="Who is in training or ready, with counts.")
-def trainees(ctx: CommandContext, page: str | None = None) -> None:
+@plugin.command("trainees", usage="[page:int]", help="Who is in training or ready, with counts.")
+def trainees(ctx: CommandContext, page: int | None = None) -> None:
     me(ctx)
-    number = int(page) if page and page.isdigit() else 1
+    number = page or 1
     found, listed, pages = views.trainees_page(ctx.session, rules(ctx), ctx.now, number)
     summary = f"{found[READY]} ready, {found[TRAINING]} in training, {found[ON_HOLD]} on hold"
     items = [f"{v.nick} ({v.trainee.state} {v.tally()})" for v in listed]
