@@ -36,6 +36,8 @@ __all__ = ["App", "main"]
 
 logger = logging.getLogger(__name__)
 DEFAULT_CONFIG = "ircbot.toml"
+CONFIG_ENVVAR = "IRCBOT_CONFIG"  # for a service manager: the unit sets it once for every command
+DISTRIBUTION = "livechat-bot"  # the installed distribution whose version --version prints
 
 
 def _installed_plugins() -> dict[str, Any]:
@@ -149,12 +151,15 @@ class _PluginGroup(click.Group):
 
 
 @click.group(cls=_PluginGroup)
+@click.version_option(package_name=DISTRIBUTION, prog_name="ircbot")
 @click.option(
     "-c",
     "--config",
     "config_path",
     default=DEFAULT_CONFIG,
+    envvar=CONFIG_ENVVAR,
     show_default=True,
+    show_envvar=True,
     help="The configuration file.",
 )
 @click.pass_context
