@@ -1,9 +1,10 @@
 """The bot: wires the transport, the network state, the dispatcher, the outbox and the jobs.
 
 Everything runs on one thread, in :meth:`Bot.run`'s loop: ``select`` on the server socket and
-a wake-up pipe, hand readable data to the reactor, run due scheduler jobs and timers, drain
-the output queue. Other threads (tests, signal handlers) talk to the loop only through
-:meth:`Bot.call_soon`, so no state is shared without the loop's knowledge.
+a wake-up pipe, hand readable data to the reactor, run timers and due jobs (on the monotonic
+clock: :mod:`ircbot.jobs`), drain the output queue. Other threads (tests, signal handlers)
+talk to the loop only through :meth:`Bot.call_soon`, so no state is shared without the loop's
+knowledge.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ircbot.config import Config
 from ircbot.context import JobContext
 from ircbot.delivery import Delivery
 from ircbot.dispatch import Dispatcher, RateLimiter
+from ircbot.jobs import JobRunner, clamp
 from ircbot.network import NetworkState
 from ircbot.plugin import Job, Plugin
 from ircbot.resolver import Resolver
@@ -98,7 +100,8 @@ class Bot:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._running = False
-        self._next_sweep = 0.0
+        self.jobs = JobRunner(self.clock.monotonic)
+        self.jobs.add("delivery sweep", config.bot.away_poll, self.delivery.sweep, first=0)
         self._next_refresh = 0.0
         self._install_handlers()
 
@@ -255,7 +258,8 @@ class Bot:
         """
         now = self.clock.monotonic()
         features = self.transport.connection.features
-        if now < self._next_refresh or getattr(features, "whox", None) is None:
+        due = clamp(self._next_refresh, self.config.bot.away_poll, now)  # a step back: not stuck
+        if now < due or getattr(features, "whox", None) is None:
             return
         self._next_refresh = now + self.config.bot.away_poll
         for channel in sorted(self.network.joined):
@@ -306,9 +310,7 @@ class Bot:
                     ctx.finish(commit=False)
                     raise
             for job in plugin.jobs:
-                self.transport.reactor.scheduler.execute_every(
-                    job.every, lambda job=job: self.run_job(job)
-                )
+                self.jobs.add(f"{job.plugin}.{job.name}", job.every, lambda j=job: self.run_job(j))
 
     # -- the loop -------------------------------------------------------------------------
     def call_soon(self, fn: Callable[[], Any]) -> None:
@@ -349,7 +351,7 @@ class Bot:
     def _turn(self) -> None:
         reactor = self.transport.reactor
         sockets = reactor.sockets
-        timeout = self.transport.next_deadline()
+        timeout = min(self.transport.next_deadline(), self.jobs.wait())
         readable, _, _ = select.select([*sockets, self._wake_r], [], [], timeout)
         if self._wake_r in readable:
             readable.remove(self._wake_r)
@@ -362,7 +364,4 @@ class Bot:
         reactor.process_timeout()
         self.transport.tick()
         self.resolver.expire()
-        now = self.clock.monotonic()
-        if now >= self._next_sweep:
-            self._next_sweep = now + self.config.bot.away_poll
-            self.delivery.sweep()
+        self.jobs.run_due()
