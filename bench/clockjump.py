@@ -46,8 +46,8 @@ def config(server: NgircdServer, db: Path) -> dict:
         "database": {"url": f"sqlite:///{db}"},
         "livechat": {
             "threshold": 2,
-            "helpers": ["*!~cj_help1@*", "*!~cj_help2@*"],
-            "coordinators": ["*!~cj_coord@*"],
+            "helpers": ["*!~cj_help1@127.0.0.1", "*!~cj_help2@127.0.0.1"],
+            "coordinators": ["*!~cj_coord@127.0.0.1"],
         },
     }
 
@@ -64,11 +64,8 @@ def said(client: RawClient, text: str, needle: bytes, target: str = CHAN) -> byt
 def ready_trainee(server: NgircdServer) -> RawClient:
     """The story up to a ready trainee; returns the coordinator's client (pinged already)."""
     coord = RawClient(server.host, server.port, "cj_coord")
-    coord.send(f"JOIN {CHAN}")
-    while not is_bot_join(coord.wait_for(b" JOIN ", timeout=30)):
-        pass
     people = [RawClient(server.host, server.port, n) for n in ("cj_train", "cj_help1", "cj_help2")]
-    for client in people:
+    for client in [coord, *people]:
         client.send(f"JOIN {CHAN}")
         client.wait_for(b" 366 ")
     trainee, help1, help2 = people
@@ -88,7 +85,11 @@ def jump_once(offset: str) -> dict[str, float]:
         bot = BotProcess(config(server, db), env=clock.env(), workdir=Path(tmp) / "bot")
         bot.start()
         try:
+            bot.wait_for_log(r"joined #", timeout=60)
             coord = ready_trainee(server)
+            # A quiet moment, so that the jump lands while the bot waits for the server, as a
+            # suspend would (with traffic at that instant it sees a line first and stays on).
+            time.sleep(2)
             coord.drain()
             cpu0 = cpu_seconds(bot.pid)
             clock.set(offset)

@@ -33,8 +33,8 @@ BOT = "cjbot"
 CHAN = "#clockjump"
 LIVECHAT = {
     "threshold": 2,
-    "helpers": ["*!~cjhelp1@*", "*!~cjhelp2@*"],
-    "coordinators": ["*!~cjcoord@*"],
+    "helpers": ["*!~cjhelp1@127.0.0.1", "*!~cjhelp2@127.0.0.1"],
+    "coordinators": ["*!~cjcoord@127.0.0.1"],
 }
 #: The measured figures before the job runner (jaraco's scheduler replaying every minute):
 #: +15 days cost 18 s of CPU and 21 s before the bot answered.
