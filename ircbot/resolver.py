@@ -6,6 +6,11 @@ command until numeric 318 (end of WHOIS) arrives: 311 tells the user@host, 330 t
 401 that nobody has the nick. A WHOIS that gets no answer within ``[bot] whois_timeout``
 resolves to "unknown", and the command is refused with "could not verify", never run as
 if the nick alone were proof. Concurrent lookups of one nick share one WHOIS.
+
+The timeout counts from when the WHOIS is written to the socket, not from when it was
+queued: a busy output queue must not turn a slow queue into "could not verify". Until then a
+lookup waits at most ``_UNSENT_GRACE`` more (a line that can never be written), and a
+disconnect fails it at once (:meth:`Resolver.reset`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from ircbot.network import NetworkState
 __all__ = ["UNVERIFIED", "Resolver", "WhoisResult"]
 
 logger = logging.getLogger(__name__)
+_UNSENT_GRACE = 120.0
 
 
 class _Unverified:
@@ -50,12 +56,13 @@ class _Pending:
 
 
 class Resolver:
-    """Answers "who is this nick" now or after a WHOIS; ``send`` writes one raw line."""
+    """Answers "who is this nick" now or after a WHOIS; ``send(line, on_sent)`` queues one
+    raw line and calls ``on_sent`` once it is on the socket."""
 
     def __init__(
         self,
         network: NetworkState,
-        send: Callable[[str], None],
+        send: Callable[[str, Callable[[], None]], None],
         clock: Callable[[], float],
         timeout: float,
     ) -> None:
@@ -118,10 +125,16 @@ class Resolver:
             pending = self._pending.get(folded)
             if pending is None:
                 pending = self._pending[folded] = _Pending(
-                    WhoisResult(nick=folded), self.clock() + self.timeout
+                    WhoisResult(nick=folded), self.clock() + _UNSENT_GRACE + self.timeout
                 )
-                self.send(f"WHOIS {folded}")
+                self.send(f"WHOIS {folded}", self._on_the_wire(pending))
             pending.callbacks.append(one(folded))
+
+    def _on_the_wire(self, pending: _Pending) -> Callable[[], None]:
+        def sent() -> None:
+            pending.deadline = self.clock() + self.timeout
+
+        return sent
 
     def identity_from(self, result: WhoisResult | None) -> Identity | _Unverified | None:
         """What a finished WHOIS proves about identity."""
