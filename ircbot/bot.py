@@ -10,6 +10,7 @@ knowledge.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -28,6 +29,7 @@ from ircbot.delivery import Delivery
 from ircbot.dispatch import Dispatcher, RateLimiter
 from ircbot.jobs import JobRunner, clamp
 from ircbot.network import NetworkState
+from ircbot.outqueue import Lane
 from ircbot.plugin import Job, Plugin
 from ircbot.resolver import Resolver
 from ircbot.transport import Transport
@@ -63,6 +65,7 @@ class Bot:
             config.irc,
             sasl_password=config.sasl_password() if config.irc.sasl_username else None,
             clock=self.clock.monotonic,
+            reply_backlog=config.bot.reply_backlog,
         )
         self.transport.fold = self.network.fold
         self.network.caps = self.transport.caps
@@ -74,7 +77,7 @@ class Bot:
             self.clock,
             self.network,
             self.resolver,
-            self.transport.say,
+            functools.partial(self.transport.say, lane=Lane.PRIORITY),
             [h for p in plugins for h in p.event_handlers.get("delivered", [])],
             refresh=self._refresh_accounts,
         )

@@ -117,8 +117,11 @@ class BotConfig:
     log_level: str = option("INFO", "log level on stderr", choices=_LOG_LEVELS)
     user_burst: int = option(5, "commands one person may send at once", minimum=1)
     user_rate: float = option(0.5, "commands per second per person after the burst", minimum=0.01)
+    reply_backlog: int = option(
+        10, "reply lines that may wait for one person; the rest of an answer is cut", minimum=1
+    )
     whois_timeout: float = option(
-        5.0, "seconds to wait for a WHOIS that tells an account", minimum=0.1
+        5.0, "seconds to wait for a WHOIS's answer, from when it is sent", minimum=0.1
     )
     away_poll: float = option(
         60.0, "seconds between checks on people with messages waiting (arrived, back)", minimum=1

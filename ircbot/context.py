@@ -48,11 +48,16 @@ class NetworkView(Protocol):
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One message to send once the transaction has committed."""
+    """One message to send once the transaction has committed.
+
+    An announcement counts against the channel's share of the output, not against the
+    share of whoever's command caused it (see :mod:`ircbot.outqueue`).
+    """
 
     command: str  # PRIVMSG or NOTICE
     target: str
     text: str
+    announcement: bool = False
 
 
 @dataclass
@@ -94,7 +99,7 @@ class BaseContext:
         """Say something in a channel (the home channel by default) after commit."""
         target = channel or self.network.home_channel
         if target:
-            self.outgoing.append(Outgoing("PRIVMSG", target, text))
+            self.outgoing.append(Outgoing("PRIVMSG", target, text, announcement=True))
 
     def message(self, nick: str, text: str) -> None:
         """A private message to a nick, after commit (not durable: use notify for that)."""

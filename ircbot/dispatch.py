@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +23,7 @@ from ircbot.context import CommandContext, Outgoing
 from ircbot.errors import CommandError
 from ircbot.identity import Identity, Target
 from ircbot.network import NetworkState
+from ircbot.outqueue import Requester
 from ircbot.plugin import Command, Plugin, UsageError, split_args
 from ircbot.ratelimit import TokenBucket
 from ircbot.resolver import UNVERIFIED, Resolver, WhoisResult
@@ -68,8 +69,15 @@ class RateLimiter:
             self._warned.discard(key)
 
 
+class Say(Protocol):
+    """Send a PRIVMSG or NOTICE as (part of) the answer to ``requester``."""
+
+    def __call__(self, command: str, target: str, text: str, *, requester: Requester) -> None: ...
+
+
 class Dispatcher:
-    """Runs commands. ``say(command, target, text)`` sends; ``delivered(keys)`` wakes the outbox."""
+    """Runs commands. ``say(command, target, text, requester=...)`` sends; ``delivered(keys)``
+    wakes the outbox."""
 
     def __init__(
         self,
@@ -82,7 +90,7 @@ class Dispatcher:
         session_factory: sessionmaker[Session],
         clock: Clock,
         limiter: RateLimiter,
-        say: Callable[[str, str, str], None],
+        say: Say,
         notified: Callable[[set[str]], None],
     ) -> None:
         self.prefix = prefix
@@ -134,18 +142,22 @@ class Dispatcher:
             return
         command = self.commands.get(name)
         reply_to = channel or nick
+        # Everything this command makes the bot say counts against the asker's share.
+        requester = Requester(self.network.fold(f"{user}@{host}"), nick)
 
         def reply(message: str) -> None:
-            self.say("PRIVMSG", reply_to, f"{nick}: {message}" if channel else message)
+            text = f"{nick}: {message}" if channel else message
+            self.say("PRIVMSG", reply_to, text, requester=requester)
 
         if command is None and channel is not None:
             return  # chat that happens to start with the prefix: not for us, costs nothing
         # Before the "unknown command" hint too: every reply counts, or a flood of made-up
         # commands in private would fill the output queue and delay everyone's answers.
-        allowed = self.limiter.allow(self.network.fold(f"{user}@{host}"))
+        allowed = self.limiter.allow(requester.key)
         if not allowed:
             if allowed is False:
-                self.say("NOTICE", nick, "You're sending commands too fast; wait a moment.")
+                text = "You're sending commands too fast; wait a moment."
+                self.say("NOTICE", nick, text, requester=requester)
             return
         if command is None:
             reply(f"I don't know {self.prefix}{name}; say {self.prefix}help for the list.")
@@ -187,7 +199,7 @@ class Dispatcher:
                         return
                     target = Target(nick=args[i], identity=identity, online=bool(result.online))
                 final[i] = target
-            self._run(command, nick, who, channel, final, reply)
+            self._run(command, nick, who, channel, final, reply, requester)
 
         if lookups:
             self.resolver.resolve(lookups, run)
@@ -203,6 +215,7 @@ class Dispatcher:
         channel: str | None,
         args: list[Any],
         reply: Callable[[str], None],
+        requester: Requester | None = None,
     ) -> None:
         if command.needs_identity and not isinstance(sender, Identity):
             if sender is UNVERIFIED:
@@ -244,7 +257,7 @@ class Dispatcher:
             ctx.finish(commit=False)
             reply(f"Sorry, {self.prefix}{command.name} failed; the error is logged.")
             return
-        self.flush(ctx.outgoing)
+        self.flush(ctx.outgoing, requester)
         if ctx.notified:
             self.notified(ctx.notified)
 
@@ -259,6 +272,13 @@ class Dispatcher:
         owner = ctx.with_config(self.plugin_configs.get(self.role_plugin or ""))
         return self.role_resolver(owner, ctx.sender)
 
-    def flush(self, outgoing: Iterable[Outgoing]) -> None:
+    def flush(self, outgoing: Iterable[Outgoing], requester: Requester | None = None) -> None:
+        """Send what a unit of work said: as the answer to ``requester``, the person who
+        asked; announcements, and all of a job's output (no requester), as the target's own."""
+        shares: dict[str, Requester] = {}
         for message in outgoing:
-            self.say(message.command, message.target, message.text)
+            who = requester
+            if who is None or message.announcement:
+                key = self.network.fold(message.target)
+                who = shares.setdefault(key, Requester(key))
+            self.say(message.command, message.target, message.text, requester=who)

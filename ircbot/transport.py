@@ -17,7 +17,9 @@ What this adds to the library, and why:
   successful registration (the library's ``ExponentialBackoff`` starts at 60 s, never resets
   and is a shared mutable default);
 * every outgoing line through the :class:`~ircbot.outqueue.OutputQueue`, sanitised and split
-  to fit 512 bytes; only PONG, CAP, AUTHENTICATE and QUIT skip the queue.
+  to fit 512 bytes: raw lines (JOIN, WHO, WHOIS, NICK) in its protocol lane, durable
+  deliveries in its priority lane, chat answers in turns per requester; only PONG, CAP,
+  AUTHENTICATE and QUIT skip the queue.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from ircbot.capabilities import CapNegotiator, SaslFailed
 from ircbot.casemapping import CaseMapping
 from ircbot.config import IrcConfig
 from ircbot.lines import sanitize, split_message, text_budget
-from ircbot.outqueue import OnSent, OutputQueue
+from ircbot.outqueue import Lane, OnSent, OutputQueue, Requester
 from ircbot.ratelimit import TokenBucket
 
 __all__ = ["Backoff", "FatalError", "Transport"]
@@ -116,6 +118,7 @@ class Transport:
         sasl_password: str | None,
         clock: Callable[[], float],
         rng: Callable[[], float] = random.random,
+        reply_backlog: int = 10,
     ) -> None:
         self.cfg = cfg
         self.sasl_password = sasl_password
@@ -124,7 +127,9 @@ class Transport:
         self.reactor.connection_class = SafeServerConnection
         self.connection: SafeServerConnection = self.reactor.server()
         self.connection.clock = clock
-        self.queue = OutputQueue(TokenBucket(cfg.flood_burst, cfg.flood_rate, clock), self._write)
+        self.queue = OutputQueue(
+            TokenBucket(cfg.flood_burst, cfg.flood_rate, clock), self._write, backlog=reply_backlog
+        )
         self._ctcp_bucket = TokenBucket(_CTCP_BURST, _CTCP_RATE, clock)
         self.backoff = Backoff(cfg.reconnect_min, cfg.reconnect_max, rng)
         self.nicks = [cfg.nick, *cfg.alt_nicks]
@@ -298,11 +303,14 @@ class Transport:
         nick = event.source.nick
         if kind not in ("VERSION", "PING") or not self._ctcp_bucket.take():
             return
+        # A courtesy answer takes its turn with the chat replies, never before the protocol.
+        requester = Requester(self.fold(nick))
         if kind == "VERSION":
-            self.send(f"NOTICE {nick} :\x01VERSION {VERSION}\x01")
+            self.queue.put_reply(requester, sanitize(f"NOTICE {nick} :\x01VERSION {VERSION}\x01"))
         elif kind == "PING":
             token = sanitize(event.arguments[1] if len(event.arguments) > 1 else "")[:64]
-            self.send(f"NOTICE {nick} :\x01PING {token}\x01".replace(" \x01", "\x01"))
+            line = f"NOTICE {nick} :\x01PING {token}\x01".replace(" \x01", "\x01")
+            self.queue.put_reply(requester, sanitize(line))
 
     # -- the clock ----------------------------------------------------------------------
     def tick(self) -> None:
@@ -377,16 +385,39 @@ class Transport:
             self.connection.disconnect("Connection reset by peer")
 
     def send(self, line: str, on_sent: OnSent | None = None) -> None:
-        """Queue one raw line (sanitised)."""
+        """Queue one raw protocol line (sanitised): it waits behind no chat reply.
+
+        ``on_sent`` runs once the line is on the socket (a WHOIS's timeout starts there).
+        """
         self.queue.put(sanitize(line), on_sent)
 
-    def say(self, command: str, target: str, text: str, on_sent: OnSent | None = None) -> None:
-        """PRIVMSG or NOTICE ``text``, split to fit; ``on_sent`` runs after the last piece."""
+    def say(
+        self,
+        command: str,
+        target: str,
+        text: str,
+        on_sent: OnSent | None = None,
+        *,
+        requester: Requester | None = None,
+        lane: Lane = Lane.REPLY,
+    ) -> None:
+        """PRIVMSG or NOTICE ``text``, split to fit; ``on_sent`` runs after the last piece.
+
+        A reply counts, every piece of it, against ``requester``'s share (by default the
+        target's own: a channel for an announcement). ``lane=Lane.PRIORITY`` is for durable
+        deliveries, which wait for no reply and are never cut.
+        """
         target = sanitize(target).replace(" ", "")
         pieces = split_message(text, text_budget(command, target)) or [" "]
+        if lane is Lane.REPLY and requester is None:
+            requester = Requester(self.fold(target))
         for i, piece in enumerate(pieces):
-            last = i == len(pieces) - 1
-            self.send(f"{command} {target} :{piece}", on_sent if last else None)
+            done = on_sent if i == len(pieces) - 1 else None
+            line = f"{command} {target} :{piece}"
+            if requester is not None and lane is Lane.REPLY:
+                self.queue.put_reply(requester, line, done)
+            else:
+                self.queue.put(line, done, lane)
 
     def quit(self, message: str = "bye", wait: float = 2.0) -> None:
         """Say QUIT and close, giving the server a moment so the QUIT is not lost in a reset."""
