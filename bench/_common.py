@@ -110,7 +110,9 @@ class RawClient:
 class BotUnderTest:
     """The bot as a process: ``python -m ircbot -c FILE run`` in a temporary folder."""
 
-    def __init__(self, config: dict) -> None:
+    def __init__(self, config: dict, env: dict[str, str] | None = None) -> None:
+        """``env``: the process's whole environment (default: this one's)."""
+        self.env = env
         self.dir = Path(tempfile.mkdtemp(prefix="bench-bot-"))
         (self.dir / "ircbot.toml").write_text(dump_toml(config))
         self.proc: subprocess.Popen | None = None
@@ -122,6 +124,7 @@ class BotUnderTest:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ircbot", "-c", "ircbot.toml", "run"],
             cwd=self.dir,
+            env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
