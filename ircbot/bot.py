@@ -10,6 +10,7 @@ knowledge.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import logging
 import os
@@ -21,7 +22,7 @@ from typing import Any
 import irc.client
 from sqlalchemy.engine import Engine
 
-from ircbot import storage
+from ircbot import outbox, storage
 from ircbot.clock import Clock, SystemClock
 from ircbot.config import Config
 from ircbot.context import JobContext
@@ -38,6 +39,10 @@ __all__ = ["Bot"]
 
 logger = logging.getLogger(__name__)
 Event = irc.client.Event
+
+PRUNE_EVERY = 3600.0  # seconds between outbox prunes; the first at start
+PRUNE_BATCH = 500  # rows per delete transaction
+PRUNE_BATCHES = 20  # transactions per prune run
 
 
 def _tags(event: Event) -> dict[str, str | None]:
@@ -58,7 +63,12 @@ class Bot:
         self.config = config
         self.plugins = plugins
         self.clock = clock or SystemClock()
-        self.engine = engine or storage.make_engine(config.database.url)
+        self.engine = engine or storage.make_engine(
+            config.database.url,
+            busy_timeout=config.database.busy_timeout,
+            lock_timeout=config.database.lock_timeout,
+            statement_timeout=config.database.statement_timeout,
+        )
         self.session_factory = storage.make_session_factory(self.engine)
         self.network = NetworkState(config.bot.identity, config.irc.channels)
         self.transport = Transport(
@@ -105,6 +115,7 @@ class Bot:
         self._running = False
         self.jobs = JobRunner(self.clock.monotonic)
         self.jobs.add("delivery sweep", config.bot.away_poll, self.delivery.sweep, first=0)
+        self.jobs.add("outbox prune", PRUNE_EVERY, self.prune_outbox, first=0)
         self._next_refresh = 0.0
         self._install_handlers()
 
@@ -276,6 +287,7 @@ class Bot:
             clock=self.clock,
             network=self.network,
             memory=self._memory.setdefault(plugin, {}),
+            write=True,  # jobs and event handlers are there to write: the lock first
         )
 
     def run_job(self, job: Job) -> None:
@@ -288,9 +300,12 @@ class Bot:
         try:
             fn(ctx)
             ctx.finish(commit=True)
-        except Exception:
-            logger.exception("%s failed", what)
+        except Exception as exc:
             ctx.finish(commit=False)
+            if storage.is_busy(exc):  # rolled back whole; the next run or sighting does it
+                logger.warning("%s: the database is busy, nothing done", what)
+            else:
+                logger.exception("%s failed", what)
             return
         self.dispatcher.flush(ctx.outgoing)
         if ctx.notified:
@@ -314,6 +329,32 @@ class Bot:
                     raise
             for job in plugin.jobs:
                 self.jobs.add(f"{job.plugin}.{job.name}", job.every, lambda j=job: self.run_job(j))
+
+    def prune_outbox(self) -> int:
+        """Delete delivered and cancelled outbox rows past ``[bot] outbox_retention_days``.
+
+        Batches of :data:`PRUNE_BATCH` rows, each its own short write transaction, at most
+        :data:`PRUNE_BATCHES` a run: a first run on a large backlog is spread over several
+        hours instead of holding the bot (and the write lock) for long. Busy: next run.
+        """
+        cutoff = self.clock.now() - dt.timedelta(days=self.config.bot.outbox_retention_days)
+        total = 0
+        for _ in range(PRUNE_BATCHES):
+            try:
+                with storage.transaction(self.session_factory) as session:
+                    deleted = outbox.prune(session, before=cutoff, limit=PRUNE_BATCH)
+            except Exception as exc:
+                if not storage.is_busy(exc):
+                    logger.exception("pruning the outbox failed")
+                else:
+                    logger.warning("pruning the outbox: the database is busy; next time")
+                break
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                break
+        if total:
+            logger.info("pruned %d outbox messages delivered or cancelled before %s", total, cutoff)
+        return total
 
     # -- the loop -------------------------------------------------------------------------
     def call_soon(self, fn: Callable[[], Any]) -> None:

@@ -90,21 +90,44 @@ class App:
             raise ConfigError(f"{self.config.source}: [bot] plugins: {exc}") from None
 
     def engine(self) -> Any:
+        """The migrated database, with the shell's lock waits: ``[database] cli_timeout``
+        (a person at a terminal can wait longer than the bot's users), said on stderr."""
         from ircbot import storage
 
-        engine = storage.make_engine(self.config.database.url)
+        db = self.config.database
+        engine = storage.make_engine(
+            db.url,
+            busy_timeout=db.cli_timeout,
+            lock_timeout=db.cli_timeout,
+            statement_timeout=max(db.statement_timeout, db.cli_timeout),
+            on_lock_wait=_say_waiting,
+        )
         storage.migrate(engine, [p.migrations for p in self.plugins() if p.migrations])
         return engine
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One unit of work on the migrated database."""
+    def transaction(self, *, write: bool = True) -> Iterator[Session]:
+        """One unit of work on the migrated database; ``write=False``: a read, no lock.
+
+        Load everything first and print after the block: a slow pipe or pager must never
+        hold the transaction (on SQLite, the write lock the bot is waiting for).
+        """
         from ircbot import storage
 
         if self._session_factory is None:
             self._session_factory = storage.make_session_factory(self.engine())
-        with storage.transaction(self._session_factory) as session:
-            yield session
+        unit = storage.transaction if write else storage.reading
+        try:
+            with unit(self._session_factory) as session:
+                yield session
+        except Exception as exc:
+            if storage.is_busy(exc) and not isinstance(exc, storage.DatabaseBusy):
+                raise storage.DatabaseBusy(str(exc).partition("\n")[0]) from exc
+            raise
+
+
+def _say_waiting() -> None:
+    click.echo("waiting for the database lock...", err=True)
 
 
 def _fail_on_config_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -136,10 +159,16 @@ class _PluginGroup(click.Group):
         return super().get_command(ctx, name) or self._plugin_commands().get(name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        from ircbot.storage import DatabaseUnavailable
+        from ircbot.storage import DatabaseBusy, DatabaseUnavailable
 
         try:
             return super().invoke(ctx)
+        except DatabaseBusy as exc:
+            # Another program held a lock past [database] cli_timeout; all rolled back.
+            click.echo(
+                f"error: the database is busy ({exc}); nothing was changed, try again", err=True
+            )
+            ctx.exit(1)
         except ConfigError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)

@@ -126,6 +126,11 @@ class BotConfig:
     away_poll: float = option(
         60.0, "seconds between checks on people with messages waiting (arrived, back)", minimum=1
     )
+    outbox_retention_days: int = option(
+        90,
+        "days delivered and cancelled outbox messages are kept (the audit log keeps all)",
+        minimum=1,
+    )
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,18 @@ class DatabaseConfig:
         "sqlite:///ircbot.db",
         "SQLAlchemy URL; sqlite paths are relative to the working directory",
         secret=True,
+    )
+    busy_timeout: float = option(
+        2.0, "SQLite: seconds the bot waits for another program's write lock", minimum=0.1
+    )
+    lock_timeout: float = option(
+        2.0, "PostgreSQL: seconds a statement waits for a row or table lock", minimum=0.1
+    )
+    statement_timeout: float = option(
+        5.0, "PostgreSQL: seconds any one statement may run", minimum=0.1
+    )
+    cli_timeout: float = option(
+        30.0, "seconds a shell command waits for a lock before giving up", minimum=0.1
     )
 
 

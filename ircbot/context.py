@@ -16,7 +16,7 @@ from typing import Any, Protocol, Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ircbot import outbox
+from ircbot import outbox, storage
 from ircbot.clock import Clock
 from ircbot.identity import Identity
 
@@ -70,14 +70,16 @@ class BaseContext:
     network: NetworkView
     outgoing: list[Outgoing] = field(default_factory=list)
     notified: set[str] = field(default_factory=set)
+    #: Take the write lock when the unit opens (see :mod:`ircbot.storage`): jobs do; a
+    #: command runs deferred first and only its second attempt, if any, does.
+    write: bool = False
     _session: Session | None = None
 
     @property
     def session(self) -> Session:
         """The unit of work, opened on first use (a ``!ping`` never touches the database)."""
         if self._session is None:
-            self._session = self.session_factory()
-            self._session.begin()
+            self._session = storage.begin(self.session_factory, write=self.write)
         return self._session
 
     @property
@@ -111,7 +113,11 @@ class BaseContext:
         return dataclasses.replace(self, config=config, _session=self.session)
 
     def finish(self, commit: bool) -> None:
-        """Commit or roll back the unit of work; called by the dispatcher, not by handlers."""
+        """Commit or roll back the unit of work; called by the dispatcher, not by handlers.
+
+        A commit that fails (a lock wait run out: :func:`ircbot.storage.is_busy`) raises
+        after the session is closed, its transaction rolled back: nothing half-written.
+        """
         session, self._session = self._session, None
         if session is None:
             return

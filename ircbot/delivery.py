@@ -30,7 +30,7 @@ from ircbot.identity import Identity
 from ircbot.network import NetworkState, User
 from ircbot.outqueue import OnSent
 from ircbot.resolver import Resolver, WhoisResult
-from ircbot.storage import transaction
+from ircbot.storage import is_busy, reading, transaction
 
 __all__ = ["Delivery"]
 
@@ -65,7 +65,7 @@ class Delivery:
 
     def load(self) -> None:
         """Learn who has messages waiting (after a restart, the rows are all there is)."""
-        with transaction(self.session_factory) as session:
+        with reading(self.session_factory) as session:
             self.pending = outbox.pending_recipients(session)
         if self.pending:
             logger.info("%d people have messages waiting", len(self.pending))
@@ -150,7 +150,7 @@ class Delivery:
 
     # -- sending --------------------------------------------------------------------------
     def _send_all(self, key: str, nick: str) -> None:
-        with transaction(self.session_factory) as session:
+        with reading(self.session_factory) as session:
             messages = outbox.pending_for(session, key)
         if not messages:
             self.pending.discard(key)
@@ -171,8 +171,11 @@ class Delivery:
                         for hook in self.delivered_hooks:
                             hook(session, message)
                     remaining = outbox.pending_for(session, key)
-            except Exception:
-                logger.exception("could not record delivery of outbox message %d", message_id)
+            except Exception as exc:
+                if not is_busy(exc):
+                    logger.exception("could not record delivery of outbox message %d", message_id)
+                else:  # still pending: sent again later, a repeat rather than a loss
+                    logger.warning("database busy: delivery of message %d not recorded", message_id)
                 return
             if not remaining:
                 self.pending.discard(key)

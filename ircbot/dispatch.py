@@ -27,6 +27,7 @@ from ircbot.outqueue import Requester
 from ircbot.plugin import Command, Plugin, UsageError, split_args
 from ircbot.ratelimit import TokenBucket
 from ircbot.resolver import UNVERIFIED, Resolver, WhoisResult
+from ircbot.storage import DatabaseBusy, optimistic
 
 __all__ = ["Dispatcher", "RateLimiter"]
 
@@ -225,36 +226,45 @@ class Dispatcher:
             else:
                 reply("I can't identify you; ask a coordinator.")
             return
-        ctx = CommandContext(
-            session_factory=self.session_factory,
-            config=self.plugin_configs.get(command.plugin),
-            clock=self.clock,
-            network=self.network,
-            nick=nick,
-            sender=sender if isinstance(sender, Identity) else None,
-            channel=channel,
-            prefix=self.prefix,
-            role_name=self.role_name,
-            dispatcher=self,
-        )
+
+        def attempt(write: bool) -> CommandContext:
+            ctx = CommandContext(
+                session_factory=self.session_factory,
+                config=self.plugin_configs.get(command.plugin),
+                clock=self.clock,
+                network=self.network,
+                write=write,
+                nick=nick,
+                sender=sender if isinstance(sender, Identity) else None,
+                channel=channel,
+                prefix=self.prefix,
+                role_name=self.role_name,
+                dispatcher=self,
+            )
+            try:
+                if command.role is not None:
+                    ctx.role = self.role_of(ctx)
+                    if ctx.role is None or ctx.role < command.role:
+                        role = self.role_name(command.role)
+                        raise CommandError(f"{self.prefix}{command.name} is for {role}s only.")
+                command.handler(ctx, *args)
+                ctx.finish(commit=True)
+            except BaseException:
+                ctx.finish(commit=False)
+                raise
+            return ctx
+
         try:
-            if command.role is not None:
-                ctx.role = self.role_of(ctx)
-                if ctx.role is None or ctx.role < command.role:
-                    ctx.finish(commit=False)
-                    reply(
-                        f"{self.prefix}{command.name} is for {self.role_name(command.role)}s only."
-                    )
-                    return
-            command.handler(ctx, *args)
-            ctx.finish(commit=True)
+            ctx = optimistic(self.session_factory, attempt)
         except CommandError as exc:
-            ctx.finish(commit=False)
             reply(str(exc))
+            return
+        except DatabaseBusy as exc:
+            logger.warning("%s%s from %s: database busy (%s)", self.prefix, command.name, nick, exc)
+            reply("the database is busy, try again in a moment")
             return
         except Exception:
             logger.exception("%s%s failed (from %s)", self.prefix, command.name, nick)
-            ctx.finish(commit=False)
             reply(f"Sorry, {self.prefix}{command.name} failed; the error is logged.")
             return
         self.flush(ctx.outgoing, requester)

@@ -8,13 +8,17 @@ account, or user@host in hostmask mode), not a nick, because nicks change and ca
 
 Delivery (in :mod:`ircbot.delivery`) marks a row delivered only after its line has gone out on
 the socket, so a crash can at worst repeat a message, never lose one.
+
+Delivered and cancelled rows are deleted after ``[bot] outbox_retention_days`` (:func:`prune`,
+run by the bot every hour in small batches): the table is a queue, not the history. What was
+sent when stays in the plugins' audit logs (livechat logs every ping it delivers).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Index, String, Text, select, update
+from sqlalchemy import Index, String, Text, delete, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ircbot.storage import Base, UTCDateTime
@@ -26,6 +30,7 @@ __all__ = [
     "mark_delivered",
     "pending_for",
     "pending_recipients",
+    "prune",
 ]
 
 
@@ -97,3 +102,15 @@ def mark_delivered(session: Session, message_id: int, now: dt.datetime) -> bool:
         .values(delivered_at=now)
     )
     return session.execute(stmt).rowcount == 1
+
+
+def prune(session: Session, *, before: dt.datetime, limit: int) -> int:
+    """Delete up to ``limit`` rows delivered or cancelled before ``before``; say how many.
+
+    Pending rows are never touched. A batch at a time, so each transaction holds the write
+    lock for a moment only (the caller loops while a full batch was deleted).
+    """
+    done = or_(OutboxMessage.delivered_at < before, OutboxMessage.cancelled_at < before)
+    batch = select(OutboxMessage.id).where(done).limit(limit)
+    stmt = delete(OutboxMessage).where(OutboxMessage.id.in_(batch))
+    return session.execute(stmt.execution_options(synchronize_session=False)).rowcount

@@ -9,6 +9,7 @@ a database of its own and drops it after, and is skipped when no server answers.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -17,12 +18,24 @@ from alembic.migration import MigrationContext
 from ircbot_plugins.livechat import plugin as livechat
 from ircbot_plugins.livechat.models import CLOSED, OPEN, Person, Trainee
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ircbot import outbox
 from ircbot.errors import CommandError
 from ircbot.outbox import OutboxMessage
 from ircbot.plugin import Plugin
-from ircbot.storage import Base, make_engine, make_session_factory, migrate, transaction
+from ircbot.storage import (
+    Base,
+    DatabaseBusy,
+    begin,
+    is_busy,
+    make_engine,
+    make_session_factory,
+    migrate,
+    optimistic,
+    reading,
+    transaction,
+)
 from tests.support.botthread import BotThread, bot_config
 from tests.support.postgres import BACKENDS, database_url
 
@@ -50,8 +63,8 @@ def engine(url):
 
 
 def pragmas(dbapi_conn) -> dict[str, object]:
-    """The settings as SQLite reports them on a pooled DBAPI connection (no transaction:
-    the engine begins every transaction with BEGIN IMMEDIATE, a write lock)."""
+    """The settings as SQLite reports them on a pooled DBAPI connection, outside any
+    transaction."""
     cursor = dbapi_conn.cursor()
     try:
         return {
@@ -72,7 +85,7 @@ def test_sqlite_pragmas_hold_on_every_pooled_connection(tmp_path):
                 assert pragmas(conn) == {
                     "journal_mode": "wal",
                     "foreign_keys": 1,
-                    "busy_timeout": 30000,  # storage.make_engine: 30 s
+                    "busy_timeout": 2000,  # storage.make_engine: [database] busy_timeout, 2 s
                     "synchronous": 1,  # NORMAL, safe with WAL
                 }
         finally:
@@ -92,7 +105,7 @@ def test_sqlite_in_memory_keeps_foreign_keys_and_busy_timeout():
             conn.close()
         assert found["journal_mode"] == "memory"  # WAL has no meaning without a file
         assert found["foreign_keys"] == 1
-        assert found["busy_timeout"] == 30000
+        assert found["busy_timeout"] == 2000
     finally:
         engine.dispose()
 
@@ -232,3 +245,106 @@ def test_a_command_that_fails_after_writing_leaves_no_row_and_sends_no_reply(
             assert list(texts.scalars()) == ["written by a command that succeeded"]
     finally:
         outside.dispose()
+
+
+# ------------------------------------------------------------- reads, writes and busy
+
+
+def test_a_command_that_loses_the_race_to_write_runs_again_whole(tmp_path):
+    """SQLite: a deferred unit whose snapshot went stale (someone committed after it read)
+    cannot write; it is rolled back and run once more with the write lock taken first, and
+    what it computed the first time is not what it writes. (PostgreSQL reads committed rows
+    at each statement; the workflow serialises there with row locks, FOR UPDATE.)"""
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    factory = make_session_factory(engine)
+    other = make_session_factory(make_engine(url))
+    attempts: list[bool] = []
+
+    def count_then_write(write: bool) -> int:
+        attempts.append(write)
+        session = begin(factory, write=write)
+        try:
+            seen = session.scalar(select(func.count()).select_from(OutboxMessage))
+            if len(attempts) == 1:  # another program commits between our read and our write
+                with transaction(other) as outside:
+                    outbox.enqueue(outside, "someone", "committed meanwhile", now=NOW)
+            outbox.enqueue(session, "me", f"I saw {seen}", now=NOW)
+            session.commit()
+            return seen
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    try:
+        seen = optimistic(factory, count_then_write)
+        with reading(factory) as session:
+            texts = sorted(session.scalars(select(OutboxMessage.text)))
+    finally:
+        other.kw["bind"].dispose()
+        engine.dispose()
+    assert texts == ["I saw 1", "committed meanwhile"]
+    assert seen == 1
+    assert attempts == [False, True]  # stale snapshot: the whole unit again, locked
+
+
+def test_busy_is_told_apart_from_bugs(url, engine):
+    factory = make_session_factory(engine)
+    assert not is_busy(RuntimeError("a bug"))
+    if not url.startswith("sqlite"):
+        return
+    path = url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with reading(factory) as session:  # a read does not wait for the writer
+            assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+        with pytest.raises(OperationalError) as caught, transaction(factory) as session:
+            session.execute(text("SELECT 1"))
+        assert is_busy(caught.value)
+        with pytest.raises(DatabaseBusy):
+            optimistic(factory, lambda write: _write_one(factory, write))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def _write_one(factory, write: bool) -> None:
+    with transaction(factory) if write else reading(factory) as session:
+        outbox.enqueue(session, "me", "one", now=NOW)
+        session.flush()
+
+
+def test_prune_deletes_only_old_delivered_and_cancelled_rows(engine):
+    factory = make_session_factory(engine)
+    old, recent = NOW - dt.timedelta(days=91), NOW - dt.timedelta(days=89)
+    with transaction(factory) as session:
+        for i in range(7):
+            session.add(
+                OutboxMessage(
+                    recipient="x", text=f"old delivered {i}", created_at=old, delivered_at=old
+                )
+            )
+        session.add(
+            OutboxMessage(recipient="x", text="old cancelled", created_at=old, cancelled_at=old)
+        )
+        session.add(
+            OutboxMessage(
+                recipient="x", text="recent delivered", created_at=recent, delivered_at=recent
+            )
+        )
+        session.add(OutboxMessage(recipient="x", text="old pending", created_at=old))
+    cutoff = NOW - dt.timedelta(days=90)
+    batches = []
+    while True:
+        with transaction(factory) as session:
+            batches.append(outbox.prune(session, before=cutoff, limit=3))
+        if batches[-1] < 3:
+            break
+    assert batches == [3, 3, 2]
+    with reading(factory) as session:
+        left = sorted(session.scalars(select(OutboxMessage.text)))
+    assert left == ["old pending", "recent delivered"]

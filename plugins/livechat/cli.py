@@ -4,9 +4,13 @@ For the coordinator at a terminal: list and inspect trainees, promote one, impor
 backlog, manage roles, export everything, and see whether the 24-hour promise is kept. The
 commands call the same :mod:`.workflow` functions as the IRC commands, each in one
 transaction; durable messages they cause (pings, "you are a trainee") go to the outbox and
-the running bot delivers them. They need only ``ctx.obj`` with ``.config``,
-``.transaction()`` and ``.clock``. Bad input (an unknown name, a malformed CSV row) is one
-line on stderr naming it, exit code 2, and nothing written.
+the running bot delivers them. A command that only reads takes no lock; one that writes takes
+the write lock first (waiting up to ``[database] cli_timeout`` for the bot or another program,
+and saying so on stderr). None prints while its transaction is open: everything is read into
+memory, the transaction closed, then printed, so a slow pipe or pager holds no lock. They
+need only ``ctx.obj`` with ``.config``, ``.transaction(write=...)`` and ``.clock``. Bad input
+(an unknown name, a malformed CSV row) is one line on stderr naming it, exit code 2, and
+nothing written.
 """
 
 from __future__ import annotations
@@ -47,10 +51,14 @@ def _rules(app: Any) -> LivechatConfig:
 
 
 @contextmanager
-def _unit(app: Any) -> Iterator[Unit]:
-    """One transaction; a workflow refusal becomes BadInput and rolls everything back."""
+def _unit(app: Any, *, write: bool) -> Iterator[Unit]:
+    """One transaction; a workflow refusal becomes BadInput and rolls everything back.
+
+    ``write``: the unit changes something, so it takes the write lock first (saying so if it
+    has to wait for it); otherwise it reads without a lock. Nothing is printed inside it.
+    """
     now = app.clock.now()
-    with app.transaction() as session:
+    with app.transaction(write=write) as session:
         try:
             yield Unit(session, now, _rules(app), OutboxNotifier(session, now))
         except workflow.WorkflowError as err:
@@ -80,7 +88,7 @@ def trainee() -> None:
 @click.pass_obj
 def trainee_list(app: Any, state: str | None, as_json: bool) -> None:
     """List trainees (training, ready and on hold unless --state says otherwise)."""
-    with _unit(app) as unit:
+    with _unit(app, write=False) as unit:
         rows = reports.trainee_rows(unit.session, unit.rules, unit.now, state)
     if as_json:
         _echo_json(rows)
@@ -100,14 +108,14 @@ def trainee_list(app: Any, state: str | None, as_json: bool) -> None:
 @click.pass_obj
 def trainee_show(app: Any, name: str) -> None:
     """A trainee's status and full history."""
-    with _unit(app) as unit:
+    with _unit(app, write=False) as unit:
         person = _person(unit, name)
-        click.echo(
-            views.status(unit.session, unit.rules, unit.now, Subject(name, person), me=False)
-        )
-        click.echo(f"identity {person.identity}, last nick {person.last_nick or '-'}")
-        for line in views.history(unit.session, person):
-            click.echo(f"  {line}")
+        status = views.status(unit.session, unit.rules, unit.now, Subject(name, person), me=False)
+        history = list(views.history(unit.session, person))
+    click.echo(status)
+    click.echo(f"identity {person.identity}, last nick {person.last_nick or '-'}")
+    for line in history:
+        click.echo(f"  {line}")
 
 
 @trainee.command("promote")
@@ -116,7 +124,7 @@ def trainee_show(app: Any, name: str) -> None:
 @click.pass_obj
 def trainee_promote(app: Any, name: str, by: str) -> None:
     """Promote a ready trainee to helper, in a coordinator's name."""
-    with _unit(app) as unit:
+    with _unit(app, write=True) as unit:
         coordinator = _person(unit, by)
         workflow.promote(unit, coordinator, Subject(name, _person(unit, name)))
     click.echo(f"{name} is now a helper (promoted by {coordinator.name})")
@@ -134,7 +142,7 @@ def trainee_import(app: Any, file: Path) -> None:
     try:
         with file.open(encoding="utf-8-sig", newline="") as handle:
             rows = read_csv(handle, hostmask=hostmask)
-        with _unit(app) as unit:
+        with _unit(app, write=True) as unit:
             result = import_backlog(unit, rows)
     except ImportRowError as err:
         raise BadInput(f"{file}: {err}; nothing was imported") from None
@@ -155,7 +163,7 @@ def _role_group(which: str) -> click.Group:
     @click.pass_obj
     def add(app: Any, name: str) -> None:
         """Give NAME (an account, user@host, or a known nick) this role."""
-        with _unit(app) as unit:
+        with _unit(app, write=True) as unit:
             person = find_by_name(unit.session, name) or _new_person(app, unit, name)
             team.change_role(unit, None, Subject(name, person), which, "add")
         click.echo(f"{name} is now a {which}")
@@ -165,7 +173,7 @@ def _role_group(which: str) -> click.Group:
     @click.pass_obj
     def remove(app: Any, name: str) -> None:
         """Take this role from NAME (a coordinator becomes a helper)."""
-        with _unit(app) as unit:
+        with _unit(app, write=True) as unit:
             change = team.change_role(
                 unit, None, Subject(name, _person(unit, name)), which, "remove"
             )
@@ -177,12 +185,11 @@ def _role_group(which: str) -> click.Group:
     @click.pass_obj
     def listing(app: Any) -> None:
         """Everyone with this role or above."""
-        with _unit(app) as unit:
+        with _unit(app, write=False) as unit:
             stmt = select(Person).where(Person.role >= role).order_by(Person.identity)
-            for person in unit.session.scalars(stmt):
-                click.echo(
-                    f"{person.identity:<30} {person.last_nick or '-':<20} {person.role.label}"
-                )
+            people = list(unit.session.scalars(stmt))
+        for person in people:
+            click.echo(f"{person.identity:<30} {person.last_nick or '-':<20} {person.role.label}")
 
     return group
 
@@ -214,7 +221,7 @@ coordinator = _role_group("coordinator")
 @click.pass_obj
 def export(app: Any, fmt: str, output: Path | None) -> None:
     """Export people, trainees, vouches and the audit log."""
-    with _unit(app) as unit:
+    with _unit(app, write=False) as unit:
         tables = reports.export_tables(unit.session)
     if fmt == "json":
         text = json.dumps(tables, indent=2, sort_keys=True)
@@ -247,7 +254,7 @@ def _hours(value: float | None) -> str:
 @click.pass_obj
 def report(app: Any, as_json: bool) -> None:
     """The funnel registered → ready → promoted, the median waits, who is overdue now."""
-    with _unit(app) as unit:
+    with _unit(app, write=False) as unit:
         data = reports.funnel(unit.session, unit.rules, unit.now)
     if as_json:
         _echo_json(data)
