@@ -143,7 +143,7 @@ def room(db: Database, ngircd: NgircdServer) -> Iterator[dict[str, IRCTestClient
         db.url,
         irc={"nick": BOT, "channels": [CHAN]},
         bot={"plugins": ["livechat"], "user_burst": 100, "user_rate": 10.0},
-        livechat={"threshold": 2, "helpers": [f"*!~{IDENTS[HELPER]}@*"]},
+        livechat={"threshold": 2, "helpers": [f"*!~{IDENTS[HELPER]}@127.0.0.1"]},
     )
     clients: dict[str, IRCTestClient] = {}
     with BotThread(config):
@@ -204,6 +204,8 @@ def test_a_lock_held_elsewhere_stalls_nobody_and_half_writes_nothing(
 @pytest.fixture
 def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     """A migrated SQLite database with a trainee ready to promote and a coordinator."""
+    from ircbot_plugins.livechat import plugin as livechat
+
     from ircbot.clock import ManualClock
     from ircbot.storage import migrate
 
@@ -212,7 +214,7 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     url = f"sqlite:///{tmp_path / 'shell.db'}"
     engine = make_engine(url)
     try:
-        migrate(engine)
+        migrate(engine, [livechat.migrations])
         db = Database("sqlite", url, engine, make_session_factory(engine))
         from ircbot_plugins.livechat.config import LivechatConfig
         from ircbot_plugins.livechat.roles import Role
