@@ -23,7 +23,7 @@ from ircbot import storage
 from ircbot.outbox import OutboxMessage
 from tests.support.botproc import BotProcess
 from tests.support.botthread import bot_config
-from tests.support.client import IRCTestClient
+from tests.support.client import IRCTestClient, nothing_before_pong
 from tests.support.faketime import FakeTime, cpu_seconds
 from tests.support.ngircd import NgircdServer
 
@@ -99,9 +99,7 @@ def test_fifteen_days_forward_then_back(ngircd: NgircdServer, irc_client, tmp_pa
             "Reminder: cj_trainee has been ready for 15d, past the 24h promise. "
             "Say !promote cj_trainee (or !hold cj_trainee <why>)"
         )
-        coord.say(BOT, "!ping marker")
-        coord.expect(r"^pong marker$", source=BOT, target="cj_coord")
-        coord.expect_none(r"^Reminder:", source=BOT, within=0, include_pending=True)
+        nothing_before_pong(coord, BOT, r"^Reminder:")
         assert bot.log_text().count("timers: TimerReport(reminded=[1]") == 1
         engine = storage.make_engine(url)
         try:

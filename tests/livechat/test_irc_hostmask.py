@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from ircbot.outbox import OutboxMessage
 from ircbot.storage import transaction
 from tests.support.botthread import BotThread, bot_config
-from tests.support.client import IRCTestClient
+from tests.support.client import IRCTestClient, nothing_before_pong
 from tests.support.ngircd import NgircdServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -155,11 +155,10 @@ def announced(client: IRCTestClient, pattern: str) -> str:
     return client.expect(pattern, source=BOT, target=CHAN).text
 
 
-def nothing_more(client: IRCTestClient, pattern: str, within: float = 0.3) -> None:
-    """No private message from the bot matching ``pattern`` is waiting or comes soon."""
-    client.expect_none(
-        pattern, source=BOT, target=client.current_nick, within=within, include_pending=True
-    )
+def nothing_more(client: IRCTestClient, pattern: str) -> None:
+    """No private message from the bot matching ``pattern`` is waiting, nor comes before its
+    answer to a ``!ping`` sent now."""
+    nothing_before_pong(client, BOT, pattern)
 
 
 def ping(nick: str, vouchers: str, account: str = "") -> str:
@@ -393,7 +392,7 @@ def test_the_late_coordinator_is_pinged_on_arrival_once(room: Room) -> None:
     expected = ping("hm_trainee", "hm_helper1, hm_helper2", "spark_t1")
     assert private(coord2, "ready for promotion") == expected
     room.bot.call(room.bot.bot.delivery.sweep)
-    nothing_more(coord2, "ready for promotion", within=0.5)
+    nothing_more(coord2, "ready for promotion")
     nothing_more(room.coord1, "ready for promotion")
     assert events(room, "ping_delivered") == 2
 
@@ -479,9 +478,7 @@ def test_no_ping_while_on_hold_and_unhold_pings_everyone(room: Room) -> None:
     assert said(room.helper1, "!vouch hm_tb") == "vouched for hm_tb: 2/2, on hold"
     assert private(room.tb) == "hm_helper1 vouched for you (2/2)."
     for coordinator in (room.coord1, room.coord2):
-        coordinator.expect_none(
-            r"hm_tb is ready", source=BOT, command=None, within=0.2, include_pending=True
-        )
+        nothing_before_pong(coordinator, BOT, r"hm_tb is ready", command=None, private=False)
     assert said(room.nobody, "!status hm_tb") == (
         f"hm_tb is on hold for 0m by hm_coord1: {reason}; 2/2 vouches"
     )
@@ -514,14 +511,14 @@ def test_unvouch_takes_a_ready_trainee_back_and_cancels_the_waiting_ping(room: R
         "hm_coord1, hm_coord2: hm_tb is ready for promotion (2/2)."
     )
     assert private(room.coord1, "hm_tb") == ping("hm_tb", "hm_trainee, hm_helper1")
-    nothing_more(room.coord2, "hm_tb", within=0.5)
+    nothing_more(room.coord2, "hm_tb")
     # ...and is cancelled when the trainee is no longer ready.
     assert said(room.helper1, "!unvouch hm_tb") == (
         "withdrew your vouch for hm_tb: 1/2; back to training"
     )
     room.coord2.away(None)
     room.bot.call(room.bot.bot.delivery.sweep)
-    nothing_more(room.coord2, "hm_tb", within=0.5)
+    nothing_more(room.coord2, "hm_tb")
     assert private(room.tb, "vouched") == "hm_helper1 vouched for you (2/2)."
     assert (
         private(room.tb, "ready") == "You are ready: a coordinator will add you to the team soon."

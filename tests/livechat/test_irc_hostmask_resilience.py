@@ -32,7 +32,7 @@ from ircbot import storage
 from ircbot.outbox import OutboxMessage
 from tests.support.botproc import BotProcess
 from tests.support.botthread import BotThread, ShiftClock, bot_config
-from tests.support.client import IRCTestClient
+from tests.support.client import IRCTestClient, nothing_before_pong
 from tests.support.ngircd import NgircdServer
 from tests.support.postgres import BACKENDS, database_url
 
@@ -132,20 +132,11 @@ class Room:
     def private(self, client: IRCTestClient, pattern: str | None = None) -> str:
         return client.expect(pattern, source=self.nick, target=client.current_nick).text
 
-    def nothing_more(
-        self, clients: Iterable[IRCTestClient], pattern: str, within: float = 0.3
-    ) -> None:
+    def nothing_more(self, clients: Iterable[IRCTestClient], pattern: str) -> None:
         """No private message from the bot matching ``pattern`` waits unread for any of
-        ``clients``, or comes within ``within`` seconds (one window for all of them)."""
+        ``clients``, or comes before its answer to a ``!ping`` each of them sends now."""
         for client in clients:
-            client.expect_none(
-                pattern,
-                source=self.nick,
-                target=client.current_nick,
-                within=within,
-                include_pending=True,
-            )
-            within = 0  # the window has passed for the others too: look at what came
+            nothing_before_pong(client, self.nick, pattern)
 
     def count(self, kind: str) -> int:
         return self.query(lambda s: s.scalar(select(func.count()).where(Event.kind == kind)))
@@ -301,7 +292,7 @@ def coord2_arrives_and_is_pinged_once(room: Room, people: People, joined: bool =
     if not joined:
         people.coord2.join(room.channel)
     assert room.private(people.coord2, "ready") == ping("hr_t1", "hr_helper1, hr_helper2")
-    room.nothing_more((people.coord2, people.coord1), "ready", within=0.5)
+    room.nothing_more((people.coord2, people.coord1), "ready")
     delivered(room, [("~hrcoord1@127.0.0.1", True), ("~hrcoord2@127.0.0.1", True)])
     assert room.count("ping_delivered") == 2
 
@@ -367,7 +358,7 @@ def test_sla_reminders_and_the_idle_close_run_on_the_clock(
             reminder = "Reminder: hr_t1 has been ready for {}, past the 24h promise. "
             reminder += "Say !promote hr_t1 (or !hold hr_t1 <why>)"
             timers_after(hours=23, minutes=59)
-            room.nothing_more(coordinators, "Reminder", within=0.2)
+            room.nothing_more(coordinators, "Reminder")
             timers_after(minutes=1)
             for coordinator in coordinators:
                 assert room.private(coordinator, "Reminder") == reminder.format("24h")
@@ -386,32 +377,32 @@ def test_sla_reminders_and_the_idle_close_run_on_the_clock(
             )
             # Again every 12 hours, once each time, until someone acts.
             timers_after(hours=11, minutes=59)
-            room.nothing_more(coordinators, "Reminder", within=0.2)
+            room.nothing_more(coordinators, "Reminder")
             timers_after(minutes=1)
             bot.call(bot.bot.run_jobs)  # a second run at the same time reminds nobody again
             for coordinator in coordinators:
                 assert room.private(coordinator, "Reminder") == reminder.format("36h")
-            room.nothing_more(coordinators, "Reminder", within=0.2)
+            room.nothing_more(coordinators, "Reminder")
             assert room.count("sla_reminder") == 2
             assert room.said(people.coord2, "!promote hr_t1") == (
                 "hr_t1 is now a helper; they have been told"
             )
             timers_after(hours=48)
-            room.nothing_more(coordinators, "Reminder", within=0.2)
+            room.nothing_more(coordinators, "Reminder")
 
             # A trainee nobody vouches for: reminded once after 14 days, closed 14 days later.
             assert room.said(people.t2, "!newhelper") == WELCOMED
             timers_after(days=13, hours=23)
-            room.nothing_more([people.t2], "No helper", within=0.2)
+            room.nothing_more([people.t2], "No helper")
             timers_after(hours=1)
             bot.call(bot.bot.run_jobs)
             assert room.private(people.t2, "No helper") == (
                 "No helper has vouched for you in 14 days. Still learning? Ask in the channel "
                 "to shadow chats; without a vouch in 14 days your training closes."
             )
-            room.nothing_more([people.t2], "No helper", within=0.2)
+            room.nothing_more([people.t2], "No helper")
             timers_after(days=13, hours=23)
-            room.nothing_more([people.t2], "closed", within=0.2)
+            room.nothing_more([people.t2], "closed")
             assert room.said(people.t2, "!status") == (
                 "you are in training for 27d 23h, 0/2 vouches: none yet"
             )
@@ -429,4 +420,4 @@ def test_sla_reminders_and_the_idle_close_run_on_the_clock(
             )
             assert [room.count(k) for k in ("idle_reminder", "closed")] == [1, 1]
             # Promoted: no reminder since, in all that time.
-            room.nothing_more(coordinators, "Reminder", within=0)
+            room.nothing_more(coordinators, "Reminder")

@@ -8,8 +8,9 @@ The model: every line the server sends is parsed into a `Message` and appended t
 `expect()` returns the first matching message that no earlier `expect()` returned (a consumed
 set, so an unrelated message that arrived first stays available for a later `expect`), and fails
 with the last lines received when nothing matches in time. `expect_none()` watches only what
-arrives after it is called. PING is answered by the reader thread at all times, so a test that
-is busy elsewhere never gets its client timed out.
+arrives after it is called; `expect_none_before()` ends a negative check on a marker message
+(the bot's answer to a later `!ping`) rather than on a window of time. PING is answered by the
+reader thread at all times, so a test that is busy elsewhere never gets its client timed out.
 
 Nicks and channels are compared with ASCII case folding: ngircd announces CASEMAPPING=ascii.
 """
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["IRCTestClient", "Message", "parse_message"]
+__all__ = ["IRCTestClient", "Message", "nothing_before_pong", "parse_message"]
 
 #: How many received lines an AssertionError shows.
 RECENT_LINES = 20
@@ -538,6 +539,39 @@ class IRCTestClient:
                     return
                 self._cond.wait(remaining)
 
+    def expect_none_before(
+        self,
+        pattern: Pattern = None,
+        command: Commands = "PRIVMSG",
+        source: str | None = None,
+        target: str | None = None,
+        *,
+        marker: Callable[[], Message],
+        include_pending: bool = True,
+    ) -> Message:
+        """Assert that no matching message comes before the marker; return the marker.
+
+        The negative check that holds on a loaded machine: instead of a window of wall-clock
+        time, it ends on a message that must come after anything the check is about, such as
+        the bot's answer to a ``!ping`` sent after the action (the bot answers in order).
+        ``marker`` waits for that message, typically ``lambda: client.expect(...)``, with
+        ``expect``'s generous timeout. Messages already received but not consumed count too,
+        unless ``include_pending=False``. Nothing but the marker is consumed.
+        """
+        match = self._matcher(pattern, command, source, target)
+        with self._cond:
+            start = self._first_unconsumed if include_pending else len(self._messages)
+        found = marker()
+        with self._cond:
+            after = range(start, len(self._messages))
+            end = next((i for i in after if self._messages[i] is found), start)
+            for index in range(start, end):
+                msg = self._messages[index]
+                if not self._is_consumed(index) and match(msg):
+                    what = _describe(pattern, command, source, target)
+                    raise self._failure(f"expected no {what} before {found.raw}; got {msg.raw}")
+        return found
+
     def expect_closed(self, timeout: float = 5) -> str:
         """Wait until the connection is closed (by the server or us); return the reason.
 
@@ -695,3 +729,31 @@ class IRCTestClient:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<IRCTestClient {self.current_nick} {self.host}:{self.port} {state}>"
+
+
+def nothing_before_pong(
+    client: IRCTestClient,
+    bot: str,
+    pattern: Pattern = None,
+    command: Commands = "PRIVMSG",
+    *,
+    private: bool = True,
+    prefix: str = "!",
+) -> None:
+    """Nothing from ``bot`` matching ``pattern`` waits unread for ``client``, nor comes before
+    the bot's answer to a ``!ping`` the client sends it now.
+
+    The bot answers in order, so whatever it was going to send this person because of what
+    came before is on its way before that answer: the check ends on the answer, however slow
+    the machine, instead of on a window of time. ``private`` (the default) looks only at
+    messages to the client itself; ``private=False`` at channel messages too.
+    """
+    client.say(bot, f"{prefix}ping marker")
+    me = client.current_nick
+    client.expect_none_before(
+        pattern,
+        command,
+        source=bot,
+        target=me if private else None,
+        marker=lambda: client.expect(r"^pong marker$", source=bot, target=me),
+    )
