@@ -157,10 +157,10 @@ def test_pong_and_cap_skip_a_full_queue(scripted_server, tmp_path):
             time.sleep(0.02)  # polling interval of a bounded wait
         started = time.monotonic()
         server.send(":irc.test PING :tok-42")
-        server.expect_line(r"^PONG :?tok-42$", timeout=1)  # the very next line, at once
+        server.expect_line(r"^PONG :?tok-42$")  # the very next line...
         server.send(":irc.test CAP lcbot NEW :away-notify")
-        server.expect_line(r"^CAP REQ :away-notify$", timeout=1)
-        assert time.monotonic() - started < 1.0
+        server.expect_line(r"^CAP REQ :away-notify$")
+        assert time.monotonic() - started < 10  # ...at once: a queued line waits 20 s
         assert bot.call(lambda: len(bot.bot.transport.queue)) == 5  # still waiting
         assert not any(line.startswith("PRIVMSG") for line in server.lines)
     finally:
@@ -180,9 +180,11 @@ def test_queued_lines_leave_when_due_not_at_the_next_idle_tick(scripted_server, 
         for n in range(1, 7):
             server.expect_line(rf"^PRIVMSG #livechat :amy: pong {n}$")
             arrivals.append(time.monotonic())
+        # Lines are paced at the rate (a lower bound, which load cannot break), and leave when
+        # due: at the idle tick (1 s) the four paced lines would take 4 s, not 0.8 s.
         gaps = [b - a for a, b in itertools.pairwise(arrivals[1:])]
-        assert arrivals[1] - arrivals[0] < 0.1  # the burst
-        assert all(0.9 / rate <= gap <= 0.5 for gap in gaps), gaps
+        assert all(0.9 / rate <= gap for gap in gaps), gaps
+        assert arrivals[-1] - arrivals[0] < 2.5, gaps
     finally:
         scripted_server.close_client()
         bot.stop()

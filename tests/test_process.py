@@ -19,6 +19,7 @@ from ircbot import outbox, storage
 from ircbot.clock import utcnow
 from tests.support.botproc import BotProcess, dump_toml
 from tests.support.botthread import bot_config
+from tests.support.client import nothing_before_pong
 
 
 def process_config(ngircd, nick: str, channel: str, db_url: str = "sqlite:///bot.db") -> dict:
@@ -105,7 +106,7 @@ def test_outbox_survives_sigkill_and_is_delivered_once(ngircd, irc_client, tmp_p
         while delivered_at() is None and time.monotonic() < deadline:
             time.sleep(0.02)  # the row is marked just after the line is on the socket
         assert delivered_at() is not None
-        late.expect_none(r"crash", source="killbot", within=0.5)
+        nothing_before_pong(late, "killbot", r"crash")
     engine.dispose()
 
 

@@ -123,11 +123,15 @@ class ServicesBot:
         line = client.expect(self.from_bot(pattern, target=target), timeout=timeout)
         return line.params[-1]
 
-    def expect_none(
-        self, client: RawClient, pattern: str | None = None, *, within: float = 0.5
-    ) -> None:
-        """Assert the bot says nothing matching to ``client`` privately (queued lines count)."""
-        client.expect_none(self.from_bot(pattern, target=client.nick), within=within)
+    def expect_none(self, client: RawClient, pattern: str | None = None) -> None:
+        """Assert the bot says nothing matching to ``client`` privately (queued lines count)
+        before its answer to a ``!ping`` sent now: it answers in order, so the check ends on
+        that answer rather than on a window of time. Its private lines up to the answer are
+        consumed."""
+        client.say(self.nick, "!ping marker")
+        mine, unwanted = self.from_bot(target=client.nick), self.from_bot(pattern)
+        while (line := client.expect(mine)).params[-1] != "pong marker":
+            assert not unwanted(line), f"{client.nick}: unexpected line {line.raw!r}"
 
     # -- asking it ----------------------------------------------------------------------------
     def ask(self, client: RawClient, text: str, *, timeout: float = 5.0) -> str:

@@ -231,7 +231,7 @@ def test_the_held_ping_is_delivered_when_the_coordinator_logs_in(
         says(r"\b1/2\b.*\btraining\b", ask(bot, people.helper1, f"!vouch {trainee}"))
         says(r"\b2/2\b.*\bready\b", ask(bot, people.helper2, f"!vouch {trainee}"))
         bot.expect(people.coord, ping_pattern(trainee), target=people.coord.nick)
-        bot.expect_none(late, within=0.5)
+        bot.expect_none(late)
     finally:
         late.nickserv_identify("wfcoord2", ACCOUNTS["wfcoord2"])
     bot.expect(late, ping_pattern(trainee), target=late.nick, timeout=5)
