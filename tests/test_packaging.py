@@ -68,3 +68,8 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     tables = set(sa.inspect(sa.create_engine(f"sqlite:///{work / 'ircbot.db'}")).get_table_names())
     assert {"outbox", "alembic_version"} <= tables
     assert len(tables) > 2, "the bundled plugin's tables are missing"
+    # The HTML report's templates and stylesheet are package data of the plugin.
+    site = run(ircbot, "-c", "ircbot.toml", "report", "--html", "site", cwd=work)
+    assert site.returncode == 0, site.stderr
+    assert "<svg" in (work / "site" / "index.html").read_text(encoding="utf-8")
+    assert (work / "site" / "style.css").stat().st_size > 0

@@ -26,10 +26,11 @@ from typing import Any
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ircbot.identity import identity_key
 
-from . import plugin, reports, team, views, workflow
+from . import htmlreport, plugin, reports, team, views, workflow
 from .backlog import ImportRowError, import_backlog, read_csv
 from .config import LivechatConfig
 from .models import STATES, Person
@@ -251,9 +252,19 @@ def _hours(value: float | None) -> str:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of text.")
+@click.option(
+    "--html",
+    "html_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the report as a static site (index.html, one page per attempt) to this folder.",
+)
+@click.option("--public", is_flag=True, help="With --html: leave notes and reasons out.")
 @click.pass_obj
-def report(app: Any, as_json: bool) -> None:
+def report(app: Any, as_json: bool, html_dir: Path | None, public: bool) -> None:
     """The funnel registered → ready → promoted, the median waits, who is overdue now."""
+    if html_dir is not None:
+        _html_report(app, html_dir, public)
+        return
     with _unit(app, write=False) as unit:
         data = reports.funnel(unit.session, unit.rules, unit.now)
     if as_json:
@@ -268,6 +279,30 @@ def report(app: Any, as_json: bool) -> None:
     )
     overdue = data["overdue_now"]
     click.echo(f"overdue now: {len(overdue)}" + (f" ({', '.join(overdue)})" if overdue else ""))
+
+
+def _html_report(app: Any, out: Path, public: bool) -> None:
+    """``report --html``: read one snapshot without taking the bot's write lock."""
+    with app.transaction(write=False):  # the schema brought to head, as for every command
+        pass
+    hostmask = getattr(app.config.bot, "identity", "account") == "hostmask"
+    try:
+        engine = htmlreport.read_only_engine(app.config.database.url)
+    except htmlreport.ReportError as err:
+        raise BadInput(str(err)) from None
+    try:
+        with Session(engine) as session, session.begin():
+            stats = htmlreport.write_report(
+                session, _rules(app), app.clock.now(), out, public=public, hostmask=hostmask
+            )
+    except htmlreport.ReportError as err:
+        raise BadInput(str(err)) from None
+    finally:
+        engine.dispose()
+    click.echo(
+        f"wrote {out}/index.html and {stats.attempt_pages} attempt pages "
+        f"in {stats.total_seconds:.1f} s (index {stats.index_seconds:.1f} s)"
+    )
 
 
 for _command in (trainee, helper, coordinator, export, report):

@@ -61,6 +61,13 @@ class LivechatConfig:
         minimum=0,
     )
     page_size: int = option(20, "entries per page when a list goes by private message", minimum=1)
+    report_dir: str = option(
+        "", "folder the bot rewrites with the HTML report (ircbot report --html); empty: never"
+    )
+    report_every: float = option(60.0, "minutes between rewrites of report_dir", minimum=1)
+    report_public: bool = option(
+        False, "leave notes and reasons out of the report written to report_dir"
+    )
 
     def check(self, bot: BotConfig, label: Callable[[str], str]) -> list[str]:
         """Refuse masks that would give a role to anyone; warn about weak ones.
