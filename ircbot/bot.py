@@ -25,9 +25,10 @@ from sqlalchemy.engine import Engine
 from ircbot import outbox, storage
 from ircbot.clock import Clock, SystemClock
 from ircbot.config import Config
-from ircbot.context import JobContext
+from ircbot.context import JobContext, LiveNetworkView
 from ircbot.delivery import Delivery
 from ircbot.dispatch import Dispatcher, RateLimiter
+from ircbot.identity_policy import make_policy
 from ircbot.jobs import JobRunner, clamp
 from ircbot.network import NetworkState
 from ircbot.outqueue import Lane
@@ -43,6 +44,16 @@ Event = irc.client.Event
 PRUNE_EVERY = 3600.0  # seconds between outbox prunes; the first at start
 PRUNE_BATCH = 500  # rows per delete transaction
 PRUNE_BATCHES = 20  # transactions per prune run
+
+
+def identity_masks(config: Config, plugins: list[Plugin]) -> list[str]:
+    """The ``nick!user@host`` masks that name people, from each plugin's own config."""
+    return [
+        mask
+        for p in plugins
+        if p.identity_masks is not None
+        for mask in p.identity_masks(config.plugins.get(p.name))
+    ]
 
 
 def _tags(event: Event) -> dict[str, str | None]:
@@ -70,7 +81,7 @@ class Bot:
             statement_timeout=config.database.statement_timeout,
         )
         self.session_factory = storage.make_session_factory(self.engine)
-        self.network = NetworkState(config.bot.identity, config.irc.channels)
+        self.network = NetworkState(config.irc.channels)
         self.transport = Transport(
             config.irc,
             sasl_password=config.sasl_password() if config.irc.sasl_username else None,
@@ -79,13 +90,17 @@ class Bot:
         )
         self.transport.fold = self.network.fold
         self.network.caps = self.transport.caps
+        self.policy = make_policy(
+            config.bot.identity, self.network, identity_masks(config, plugins)
+        )
+        self.view = LiveNetworkView(self.policy)
         self.resolver = Resolver(
             self.network, self.transport.send, self.clock.monotonic, config.bot.whois_timeout
         )
         self.delivery = Delivery(
             self.session_factory,
             self.clock,
-            self.network,
+            self.policy,
             self.resolver,
             functools.partial(self.transport.say, lane=Lane.PRIORITY),
             [h for p in plugins for h in p.event_handlers.get("delivered", [])],
@@ -95,8 +110,9 @@ class Bot:
             plugins,
             plugin_configs=config.plugins,
             prefix=config.bot.prefix,
-            network=self.network,
+            policy=self.policy,
             resolver=self.resolver,
+            view=self.view,
             session_factory=self.session_factory,
             clock=self.clock,
             limiter=RateLimiter(config.bot.user_burst, config.bot.user_rate, self.clock.monotonic),
@@ -202,9 +218,12 @@ class Bot:
             self.transport.send(f"JOIN {event.target}")
 
     def _on_quit(self, connection: Any, event: Event) -> None:
+        self.resolver.cancel(event.source.nick)
         self.network.on_quit(event.source.nick)
 
     def _on_nick(self, connection: Any, event: Event) -> None:
+        self.resolver.cancel(event.source.nick)
+        self.resolver.cancel(event.target)
         self.network.on_nick(event.source.nick, event.target)
         self._seen(event.target)
         self.delivery.on_seen(event.target)
@@ -255,9 +274,9 @@ class Bot:
         if not self._seen_handlers or self.network.is_me(nick):
             return
         user = self.network.get(nick)
-        if user is None or not user.channels or not (fresh or self.network.certain(user)):
+        if user is None or not user.channels or not (fresh or self.policy.certain(user)):
             return
-        identity = self.network.identity_of(user)
+        identity = self.policy.identity_of(user)
         if identity is None:
             return
         for plugin, handler in self._seen_handlers:
@@ -275,6 +294,8 @@ class Bot:
         due = clamp(self._next_refresh, self.config.bot.away_poll, now)  # a step back: not stuck
         if now < due or getattr(features, "whox", None) is None:
             return
+        if all(self.policy.certain(u) for u in self.network.users.values() if u.channels):
+            return  # everyone present is known: the person waited for is not here
         self._next_refresh = now + self.config.bot.away_poll
         for channel in sorted(self.network.joined):
             self.transport.send(f"WHO {channel} %tnuhaf,42")
@@ -285,7 +306,7 @@ class Bot:
             session_factory=self.session_factory,
             config=self.config.plugins.get(plugin),
             clock=self.clock,
-            network=self.network,
+            network=self.view,
             memory=self._memory.setdefault(plugin, {}),
             write=True,  # jobs and event handlers are there to write: the lock first
         )

@@ -19,8 +19,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from ircbot import outbox, storage
 from ircbot.clock import Clock
 from ircbot.identity import Identity
+from ircbot.identity_policy import IdentityPolicy
 
-__all__ = ["BaseContext", "CommandContext", "JobContext", "NetworkView", "Outgoing"]
+__all__ = [
+    "BaseContext",
+    "CommandContext",
+    "JobContext",
+    "LiveNetworkView",
+    "NetworkView",
+    "Outgoing",
+]
 
 
 class NetworkView(Protocol):
@@ -38,12 +46,35 @@ class NetworkView(Protocol):
     def is_reachable(self, key: str) -> bool:
         """Present in a channel with the bot and not away: a message now would be read."""
 
-    def identify(self, nick: str) -> Identity | None:
-        """The identity of whoever holds ``nick`` now, from what the bot already knows."""
-
     @property
     def home_channel(self) -> str | None:
         """The first configured channel: where announcements go by default."""
+
+
+class LiveNetworkView:
+    """The bot's :class:`NetworkView`: questions only, answered by the identity policy and
+    the network state, neither of which a plugin can reach through it."""
+
+    __slots__ = ("_policy",)
+
+    def __init__(self, policy: IdentityPolicy) -> None:
+        self._policy = policy
+
+    def fold(self, name: str) -> str:
+        return self._policy.network.fold(name)
+
+    def match(self, mask: str, value: str) -> bool:
+        return self._policy.network.match(mask, value)
+
+    def nick_of(self, key: str) -> str | None:
+        return self._policy.nick_of(key)
+
+    def is_reachable(self, key: str) -> bool:
+        return self._policy.is_reachable(key)
+
+    @property
+    def home_channel(self) -> str | None:
+        return self._policy.network.home_channel
 
 
 @dataclass(frozen=True)

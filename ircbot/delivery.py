@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ircbot import outbox
 from ircbot.clock import Clock
-from ircbot.identity import Identity
-from ircbot.network import NetworkState, User
+from ircbot.identity_policy import AccountPolicy, IdentityPolicy
+from ircbot.network import User
 from ircbot.outqueue import OnSent
 from ircbot.resolver import Resolver, WhoisResult
 from ircbot.storage import is_busy, reading, transaction
@@ -46,7 +46,7 @@ class Delivery:
         self,
         session_factory: sessionmaker[Session],
         clock: Clock,
-        network: NetworkState,
+        policy: IdentityPolicy,
         resolver: Resolver,
         say: Callable[[str, str, str, OnSent | None], None],
         delivered_hooks: Iterable[DeliveredHook] = (),
@@ -54,7 +54,8 @@ class Delivery:
     ) -> None:
         self.session_factory = session_factory
         self.clock = clock
-        self.network = network
+        self.policy = policy
+        self.network = policy.network
         self.resolver = resolver
         self.say = say
         self.delivered_hooks = list(delivered_hooks)
@@ -98,24 +99,22 @@ class Delivery:
         user = self.network.get(nick)
         if user is None or not user.channels:
             return
-        if self.network.certain(user):
-            key = self.network.key_of(user)
+        if self.policy.certain(user):
+            key = self.policy.key_of(user)
             if key in self.pending:
                 self.attempt(key)
-        elif not fresh or self.network.key_of(user) in self.pending:
+        elif not fresh or self.policy.key_of(user) in self.pending:
             self._verify_then_send(user, None)
 
     def attempt(self, key: str) -> None:
         if key not in self.pending:
             return
-        users = list(self.network.users_with_key(key))
-        if not users and self.network.identity_mode == "account":
+        users = list(self.policy.users_with_key(key))
+        if not users and isinstance(self.policy, AccountPolicy):
             # Someone present whose account we don't know may be them: ask the channels
-            # (the WHOX answers come back through on_seen). Otherwise wait until they are
-            # seen (JOIN/NICK/ACCOUNT/WHO).
-            if self.refresh is not None and any(
-                u.channels and not self.network.certain(u) for u in self.network.users.values()
-            ):
+            # (throttled; the WHOX answers come back through on_seen). Otherwise wait until
+            # they are seen (JOIN/NICK/ACCOUNT/WHO).
+            if self.refresh is not None:
                 self.refresh()
             return
         for user in users:
@@ -129,7 +128,7 @@ class Delivery:
 
     def _trusted_now(self, user: User) -> bool:
         """Identity certain and away status kept current by the server."""
-        return self.network.certain(user) and "away-notify" in self.network.caps
+        return self.policy.certain(user) and "away-notify" in self.network.caps
 
     def _verify_then_send(self, user: User, key: str | None) -> None:
         folded = self.network.fold(user.nick)
@@ -140,11 +139,12 @@ class Delivery:
         def checked(results: dict[str, WhoisResult | None]) -> None:
             self._checking.discard(folded)
             result = results.get(folded)
-            identity = self.resolver.identity_from(result)
-            if result is None or result.away or not isinstance(identity, Identity):
+            who = self.policy.from_whois(user.nick, result)
+            if result is None or result.away or who.identity is None:
                 return
-            if identity.key in self.pending and (key is None or identity.key == key):
-                self._send_all(identity.key, result.nick)
+            key_now = who.identity.key
+            if key_now in self.pending and (key is None or key_now == key):
+                self._send_all(key_now, result.nick)
 
         self.resolver.resolve([user.nick], checked)
 

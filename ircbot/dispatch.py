@@ -19,14 +19,14 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from ircbot.clock import Clock
-from ircbot.context import CommandContext, Outgoing
+from ircbot.context import CommandContext, NetworkView, Outgoing
 from ircbot.errors import CommandError
 from ircbot.identity import Identity, Target
-from ircbot.network import NetworkState
+from ircbot.identity_policy import IdentityPolicy, Status, Who
 from ircbot.outqueue import Requester
 from ircbot.plugin import Command, Plugin, UsageError, split_args
 from ircbot.ratelimit import TokenBucket
-from ircbot.resolver import UNVERIFIED, Resolver, WhoisResult
+from ircbot.resolver import Resolver, WhoisResult
 from ircbot.storage import DatabaseBusy, optimistic
 
 __all__ = ["Dispatcher", "RateLimiter"]
@@ -38,7 +38,6 @@ logger = logging.getLogger(__name__)
 _FORMATTING = re.compile(
     r"\x03(\d{1,2}(,\d{1,2})?)?|\x04([0-9a-fA-F]{6}(,[0-9a-fA-F]{6})?)?|[\x02\x0f\x11\x16\x1d\x1e\x1f]"
 )
-_NICK = re.compile(r"^[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]{0,49}$")
 
 
 class RateLimiter:
@@ -86,8 +85,9 @@ class Dispatcher:
         *,
         plugin_configs: Mapping[str, Any],
         prefix: str,
-        network: NetworkState,
+        policy: IdentityPolicy,
         resolver: Resolver,
+        view: NetworkView,
         session_factory: sessionmaker[Session],
         clock: Clock,
         limiter: RateLimiter,
@@ -95,8 +95,9 @@ class Dispatcher:
         notified: Callable[[set[str]], None],
     ) -> None:
         self.prefix = prefix
-        self.network = network
+        self.policy = policy
         self.resolver = resolver
+        self.view = view
         self.session_factory = session_factory
         self.clock = clock
         self.limiter = limiter
@@ -144,7 +145,7 @@ class Dispatcher:
         command = self.commands.get(name)
         reply_to = channel or nick
         # Everything this command makes the bot say counts against the asker's share.
-        requester = Requester(self.network.fold(f"{user}@{host}"), nick)
+        requester = Requester(self.policy.network.fold(f"{user}@{host}"), nick)
 
         def reply(message: str) -> None:
             text = f"{nick}: {message}" if channel else message
@@ -166,7 +167,7 @@ class Dispatcher:
         try:
             args = split_args(command.params, argtext)
             for param, value in zip(command.params, args, strict=True):
-                if param.is_nick and value is not None and not _NICK.match(value):
+                if param.is_nick and value is not None and not self.policy.is_name(value):
                     raise UsageError(f"{value!r} is not a nick")
         except UsageError as exc:
             reply(f"{exc}. Usage: {self.usage_line(command)}")
@@ -174,32 +175,33 @@ class Dispatcher:
         # Resolved for every command, not only those that require it: a handler may still
         # use who is asking (``!status`` without a nick, ``!help`` by role). If the WHOIS
         # goes unanswered, such a command runs with no sender (see _run).
-        sender = self.resolver.sender_now(nick, user, host, tags)
-        nick_params = [
-            (i, value)
+        policy, fold = self.policy, self.policy.network.fold
+        sender = policy.sender(nick, user, host, tags)
+        named: dict[int, Who] = {
+            i: policy.named(value) or policy.holder(value)
             for i, (param, value) in enumerate(zip(command.params, args, strict=True))
             if param.is_nick and value is not None
-        ]
-        targets: dict[int, Target | object] = {
-            i: self.resolver.target_now(v) for i, v in nick_params
         }
-        lookups = [nick] if sender is UNVERIFIED else []
-        lookups += [args[i] for i, t in targets.items() if t is UNVERIFIED]
+        lookups = [] if sender.certain else [nick]
+        lookups += [who.nick for who in named.values() if not who.certain]
 
         def run(results: dict[str, WhoisResult | None]) -> None:
             who = sender
-            if who is UNVERIFIED:
-                who = self.resolver.identity_from(results.get(self.network.fold(nick)))
-            final = list(args)
-            for i, target in targets.items():
-                if target is UNVERIFIED:
-                    result = results.get(self.network.fold(args[i]))
-                    identity = self.resolver.identity_from(result)
-                    if identity is UNVERIFIED:
+            if not who.certain:  # the answer must be about this line's sender, not a successor
+                who = policy.from_whois(nick, results.get(fold(nick)), asker=f"{user}@{host}")
+            final: list[Any] = list(args)
+            for i, target in named.items():
+                if not target.certain:
+                    target = policy.from_whois(target.nick, results.get(fold(target.nick)))
+                    if not target.certain:
                         reply(f"I couldn't look up {args[i]} just now; try again in a moment.")
                         return
-                    target = Target(nick=args[i], identity=identity, online=bool(result.online))
-                final[i] = target
+                final[i] = Target(
+                    nick=args[i] or target.nick,
+                    identity=target.identity,
+                    online=target.online,
+                    explicit=target.explicit,
+                )
             self._run(command, nick, who, channel, final, reply, requester)
 
         if lookups:
@@ -212,19 +214,17 @@ class Dispatcher:
         self,
         command: Command,
         nick: str,
-        sender: Identity | object | None,
+        sender: Who,
         channel: str | None,
         args: list[Any],
         reply: Callable[[str], None],
         requester: Requester | None = None,
     ) -> None:
-        if command.needs_identity and not isinstance(sender, Identity):
-            if sender is UNVERIFIED:
-                reply("I couldn't verify your account just now; try again in a moment.")
-            elif self.network.identity_mode == "account":
-                reply("Log in to services first (I trust accounts, not nicks), then try again.")
+        if command.needs_identity and sender.identity is None:
+            if sender.status is Status.UNVERIFIED:
+                reply("I couldn't verify you just now; try again in a moment.")
             else:
-                reply("I can't identify you; ask a coordinator.")
+                reply(self.policy.unidentified_reply)
             return
 
         def attempt(write: bool) -> CommandContext:
@@ -232,10 +232,10 @@ class Dispatcher:
                 session_factory=self.session_factory,
                 config=self.plugin_configs.get(command.plugin),
                 clock=self.clock,
-                network=self.network,
+                network=self.view,
                 write=write,
                 nick=nick,
-                sender=sender if isinstance(sender, Identity) else None,
+                sender=sender.identity,
                 channel=channel,
                 prefix=self.prefix,
                 role_name=self.role_name,
@@ -245,8 +245,7 @@ class Dispatcher:
                 if command.role is not None:
                     ctx.role = self.role_of(ctx)
                     if ctx.role is None or ctx.role < command.role:
-                        role = self.role_name(command.role)
-                        raise CommandError(f"{self.prefix}{command.name} is for {role}s only.")
+                        raise CommandError(self._refusal(command, ctx.sender))
                 command.handler(ctx, *args)
                 ctx.finish(commit=True)
             except BaseException:
@@ -271,6 +270,16 @@ class Dispatcher:
         if ctx.notified:
             self.notified(ctx.notified)
 
+    def _refusal(self, command: Command, sender: Identity | None) -> str:
+        only = f"{self.prefix}{command.name} is for {self.role_name(command.role)}s only."
+        if sender is not None and sender.ambiguous:
+            masks = ", ".join(sender.ambiguous)
+            return (
+                f"{only} Your connection matches more than one configured mask ({masks}), "
+                "so I can't tell which person you are: ask for the configuration to be fixed."
+            )
+        return only
+
     def role_of(self, ctx: CommandContext) -> Any:
         """The sender's role, asked of the plugin that declares roles (None if none does).
 
@@ -289,6 +298,6 @@ class Dispatcher:
         for message in outgoing:
             who = requester
             if who is None or message.announcement:
-                key = self.network.fold(message.target)
+                key = self.policy.network.fold(message.target)
                 who = shares.setdefault(key, Requester(key))
             self.say(message.command, message.target, message.text, requester=who)

@@ -54,13 +54,19 @@ def identity_key(name: str) -> str:
 
 @dataclass(frozen=True)
 class Identity:
-    """A verified speaker. ``key`` is what gets stored; ``nick`` is only how to reach them."""
+    """A verified speaker. ``key`` is what gets stored; ``nick`` is only how to reach them.
+
+    ``mask_entry`` is the configured mask this person is (hostmask mode); ``ambiguous`` the
+    masks a connection matched when it matched more than one, and so is none of them.
+    """
 
     key: str
     nick: str
     user: str
     host: str
     account: str | None = None
+    mask_entry: str | None = None
+    ambiguous: tuple[str, ...] = ()
 
     @property
     def mask(self) -> str:
@@ -69,7 +75,8 @@ class Identity:
 
 @dataclass(frozen=True)
 class Target:
-    """A nick named in a command, resolved to whoever holds it now.
+    """A person named in a command: by a nick, resolved to whoever holds it now, or
+    ``explicit``-ly by identity (``account:NAME``, a mask), whether online or not.
 
     ``identity`` is None when nobody online holds the nick, or when its holder cannot be
     identified (not logged in). ``online`` tells the two apart.
@@ -78,3 +85,4 @@ class Target:
     nick: str
     identity: Identity | None
     online: bool
+    explicit: bool = False

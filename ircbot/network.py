@@ -1,24 +1,27 @@
 """What the bot knows about the network: who is where, under which nick, account and host.
 
-The state is fed by events (JOIN, PART, KICK, QUIT, NICK, ACCOUNT, AWAY, CHGHOST, WHO/WHOX
-replies) and answers three questions: which identity holds a nick now, how to reach a person
-(identity key -> nicks), and whether they would read a message now (in a shared channel,
-not away). Nicks and channels are folded with the server's CASEMAPPING before they are used
-as keys; identity keys with :func:`~ircbot.identity.identity_key`, the same on every server.
+Pure tracking, fed by events (JOIN, PART, KICK, QUIT, NICK, ACCOUNT, AWAY, CHGHOST, WHO/WHOX
+and WHOIS replies). *Who a person is* is not decided here but by the identity policy
+(:mod:`ircbot.identity_policy`), which reads these facts. Nicks and channels are folded with
+the server's CASEMAPPING before they are used as keys.
 
-An account learned here is only *certain* while the server tells us when it changes
-(``account-notify``); without it an account seen at JOIN may be stale, and the resolver asks
-WHOIS instead of trusting it.
+Two indexes answer "which nicks does this account (or this ``user@host``) use here" in one
+lookup, so that finding the recipients of waiting messages costs one lookup per recipient,
+not a scan of every channel member per recipient.
+
+An account learned here is only *certain* (``account_certain``) when the server said so on
+a line that carries it (extended-join, ACCOUNT, WHOX); whether that stays true depends on
+``account-notify``, which the policy checks.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ircbot.casemapping import CaseMapping
-from ircbot.identity import Identity, identity_key
+from ircbot.identity import identity_key
 
 __all__ = ["NetworkState", "User"]
 
@@ -41,14 +44,15 @@ class User:
 class NetworkState:
     """Users and channels as seen from the bot's connection."""
 
-    def __init__(self, identity_mode: str, channels: Iterable[str] = ()) -> None:
-        self.identity_mode = identity_mode
+    def __init__(self, channels: Iterable[str] = ()) -> None:
         self.casemapping = CaseMapping.from_name(None)
         self.caps: set[str] = set()
         self.users: dict[str, User] = {}
         self.joined: set[str] = set()
         self.configured_channels = list(channels)
         self.own_nick = ""
+        self._by_account: dict[str, set[str]] = {}
+        self._by_userhost: dict[str, set[str]] = {}
 
     # -- names ----------------------------------------------------------------------------
     def fold(self, name: str) -> str:
@@ -77,6 +81,7 @@ class NetworkState:
         for u in self.users.values():
             u.channels = {self.fold(c) for c in u.channels}
         self.joined = {self.fold(c) for c in self.joined}
+        self._reindex()
 
     def is_me(self, nick: str) -> bool:
         return self.fold(nick) == self.fold(self.own_nick)
@@ -85,45 +90,56 @@ class NetworkState:
     def home_channel(self) -> str | None:
         return self.configured_channels[0] if self.configured_channels else None
 
-    # -- identity ---------------------------------------------------------------------------
-    def key_of(self, user: User) -> str | None:
-        """The identity key of a tracked user, or None if they have none (not logged in)."""
-        if self.identity_mode == "hostmask":
-            return identity_key(f"{user.user}@{user.host}") if user.host else None
-        return identity_key(user.account) if user.account else None
-
-    def identity_of(self, user: User) -> Identity | None:
-        key = self.key_of(user)
-        if key is None:
-            return None
-        return Identity(
-            key=key, nick=user.nick, user=user.user, host=user.host, account=user.account
-        )
-
-    def certain(self, user: User) -> bool:
-        """Whether what we hold about this user's identity can be trusted without asking."""
-        if self.identity_mode == "hostmask":
-            return bool(user.host)
-        return user.account_certain and "account-notify" in self.caps
-
+    # -- lookups --------------------------------------------------------------------------
     def get(self, nick: str) -> User | None:
         return self.users.get(self.fold(nick))
 
-    def identify(self, nick: str) -> Identity | None:
-        """Who holds ``nick`` now, from tracked state only (see :mod:`ircbot.resolver`)."""
-        user = self.get(nick)
-        return self.identity_of(user) if user and self.certain(user) else None
+    def users_by_account(self, key: str) -> list[User]:
+        """Tracked users logged in to the account whose identity key is ``key``."""
+        return [self.users[n] for n in self._by_account.get(key, ()) if n in self.users]
 
-    def users_with_key(self, key: str) -> Iterator[User]:
-        for user in self.users.values():
-            if user.channels and self.key_of(user) == key:
-                yield user
+    def users_by_userhost(self, key: str) -> list[User]:
+        """Tracked users whose ``user@host``, as an identity key, is ``key``."""
+        return [self.users[n] for n in self._by_userhost.get(key, ()) if n in self.users]
 
-    def nick_of(self, key: str) -> str | None:
-        return next((u.nick for u in self.users_with_key(key)), None)
+    # -- the indexes ------------------------------------------------------------------------
+    @staticmethod
+    def _keys(entry: User) -> tuple[str | None, str | None]:
+        account = identity_key(entry.account) if entry.account else None
+        userhost = identity_key(f"{entry.user}@{entry.host}") if entry.host else None
+        return account, userhost
 
-    def is_reachable(self, key: str) -> bool:
-        return any(u.away is not True for u in self.users_with_key(key))
+    def _unindex(self, entry: User) -> None:
+        folded = self.fold(entry.nick)
+        account, userhost = self._keys(entry)
+        for index, key in ((self._by_account, account), (self._by_userhost, userhost)):
+            if key is not None and (nicks := index.get(key)) is not None:
+                nicks.discard(folded)
+                if not nicks:
+                    del index[key]
+
+    def _index(self, entry: User) -> None:
+        folded = self.fold(entry.nick)
+        account, userhost = self._keys(entry)
+        if account is not None:
+            self._by_account.setdefault(account, set()).add(folded)
+        if userhost is not None:
+            self._by_userhost.setdefault(userhost, set()).add(folded)
+
+    def _reindex(self) -> None:
+        self._by_account.clear()
+        self._by_userhost.clear()
+        for entry in self.users.values():
+            self._index(entry)
+
+    def set_account(self, nick: str, account: str | None, *, certain: bool) -> User | None:
+        """What the server said of a tracked user's account (None: logged out)."""
+        entry = self.get(nick)
+        if entry:
+            self._unindex(entry)
+            entry.account, entry.account_certain = account, certain
+            self._index(entry)
+        return entry
 
     # -- events ---------------------------------------------------------------------------
     def _user(self, nick: str, user: str = "", host: str = "") -> User:
@@ -131,10 +147,10 @@ class NetworkState:
         entry = self.users.get(folded)
         if entry is None:
             entry = self.users[folded] = User(nick=nick)
-        if user:
-            entry.user = user
-        if host:
-            entry.host = host
+        if (user and user != entry.user) or (host and host != entry.host):
+            self._unindex(entry)
+            entry.user, entry.host = user or entry.user, host or entry.host
+            self._index(entry)
         return entry
 
     def on_join(self, nick: str, user: str, host: str, channel: str, account: str | None) -> User:
@@ -145,13 +161,17 @@ class NetworkState:
         entry = self._user(nick, user, host)
         entry.channels.add(chan)
         if account is not None:
-            entry.account = None if account == "*" else account
-            entry.account_certain = True
+            self.set_account(nick, None if account == "*" else account, certain=True)
         return entry
 
     def _forget_if_alone(self, entry: User) -> None:
         if not entry.channels:
-            self.users.pop(self.fold(entry.nick), None)
+            self._forget(entry.nick)
+
+    def _forget(self, nick: str) -> None:
+        entry = self.users.pop(self.fold(nick), None)
+        if entry is not None:
+            self._unindex(entry)
 
     def on_part(self, nick: str, channel: str) -> None:
         chan = self.fold(channel)
@@ -170,22 +190,21 @@ class NetworkState:
             self._forget_if_alone(entry)
 
     def on_quit(self, nick: str) -> None:
-        self.users.pop(self.fold(nick), None)
+        self._forget(nick)
 
     def on_nick(self, old: str, new: str) -> None:
         if self.is_me(old):
             self.own_nick = new
         entry = self.users.pop(self.fold(old), None)
         if entry:
+            self._unindex(entry)
+            self._forget(new)  # a stale entry under the new nick is someone gone
             entry.nick = new
             self.users[self.fold(new)] = entry
+            self._index(entry)
 
     def on_account(self, nick: str, account: str) -> User | None:
-        entry = self.get(nick)
-        if entry:
-            entry.account = None if account == "*" else account
-            entry.account_certain = True
-        return entry
+        return self.set_account(nick, None if account == "*" else account, certain=True)
 
     def on_away(self, nick: str, away: bool) -> User | None:
         entry = self.get(nick)
@@ -196,7 +215,9 @@ class NetworkState:
     def on_chghost(self, nick: str, user: str, host: str) -> None:
         entry = self.get(nick)
         if entry:
+            self._unindex(entry)
             entry.user, entry.host = user, host
+            self._index(entry)
 
     def on_names(self, channel: str, names: str) -> None:
         """353 RPL_NAMREPLY: nicks with status prefixes (and user@host with userhost-in-names)."""
@@ -217,8 +238,7 @@ class NetworkState:
             entry.channels.add(self.fold(channel))
         entry.away = flags.startswith("G")
         if account is not None:
-            entry.account = None if account in ("0", "*", "") else account
-            entry.account_certain = True
+            self.set_account(nick, None if account in ("0", "*", "") else account, certain=True)
         return entry
 
     def on_kick(self, channel: str, nick: str) -> None:
@@ -228,4 +248,6 @@ class NetworkState:
         """The connection is gone: nothing we knew about anyone is current any more."""
         self.users.clear()
         self.joined.clear()
+        self._by_account.clear()
+        self._by_userhost.clear()
         self.caps = set()

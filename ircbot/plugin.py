@@ -193,6 +193,7 @@ class Plugin:
     cli_commands: list[Any] = field(default_factory=list)
     role_resolver: RoleResolver | None = None
     role_names: Callable[[Any], str] = str
+    identity_masks: Callable[[Any], Sequence[str]] | None = None
     event_handlers: dict[str, list[Callable[..., Any]]] = field(default_factory=dict)
 
     def command(
@@ -236,12 +237,22 @@ class Plugin:
 
         return register
 
-    def roles(self, names: Callable[[Any], str] = str) -> Callable[[RoleResolver], RoleResolver]:
-        """Declare the function that tells a sender's role (one plugin per bot may)."""
+    def roles(
+        self,
+        names: Callable[[Any], str] = str,
+        masks: Callable[[Any], Sequence[str]] | None = None,
+    ) -> Callable[[RoleResolver], RoleResolver]:
+        """Declare the function that tells a sender's role (one plugin per bot may).
+
+        ``masks(config)`` lists the ``nick!user@host`` masks the plugin's config grants roles
+        to: in hostmask mode whoever matches exactly one of them *is* that entry (see
+        :mod:`ircbot.identity_policy`).
+        """
 
         def register(fn: RoleResolver) -> RoleResolver:
             self.role_resolver = fn
             self.role_names = names
+            self.identity_masks = masks
             return fn
 
         return register

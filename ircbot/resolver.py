@@ -1,11 +1,12 @@
-"""Turning nicks into identities, asking the server when tracked state is not enough.
+"""A WHOIS client: ask the server about nicks, and hand the answers back.
 
-Most lines resolve at once: the ``account`` tag is on the line, or the tracked state is
-certain (see :mod:`ircbot.network`). Otherwise the bot sends ``WHOIS nick`` and holds the
-command until numeric 318 (end of WHOIS) arrives: 311 tells the user@host, 330 the account,
-401 that nobody has the nick. A WHOIS that gets no answer within ``[bot] whois_timeout``
-resolves to "unknown", and the command is refused with "could not verify", never run as
-if the nick alone were proof. Concurrent lookups of one nick share one WHOIS.
+The bot asks ``WHOIS nick`` when tracked state cannot tell who holds a nick (see
+:mod:`ircbot.identity_policy`, which decides what an answer proves) and holds the command
+until numeric 318 (end of WHOIS) arrives: 311 tells the user@host, 330 the account, 401 that
+nobody has the nick. A lookup that gets no answer within ``[bot] whois_timeout``, or whose
+nick changes hands (NICK, QUIT) while it is out, ends with no answer (``None``), and the
+command is refused with "couldn't verify", never run as if the nick alone were proof.
+Concurrent lookups of one nick share one WHOIS.
 
 The timeout counts from when the WHOIS is written to the socket, not from when it was
 queued: a busy output queue must not turn a slow queue into "could not verify". Until then a
@@ -16,26 +17,15 @@ disconnect fails it at once (:meth:`Resolver.reset`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ircbot.identity import Identity, Target, identity_key
 from ircbot.network import NetworkState
 
-__all__ = ["UNVERIFIED", "Resolver", "WhoisResult"]
+__all__ = ["Resolver", "WhoisResult"]
 
 logger = logging.getLogger(__name__)
 _UNSENT_GRACE = 120.0
-
-
-class _Unverified:
-    """The answer when the server could not tell in time: neither someone nor no one."""
-
-    def __repr__(self) -> str:
-        return "UNVERIFIED"
-
-
-UNVERIFIED = _Unverified()
 
 
 @dataclass
@@ -56,8 +46,8 @@ class _Pending:
 
 
 class Resolver:
-    """Answers "who is this nick" now or after a WHOIS; ``send(line, on_sent)`` queues one
-    raw line and calls ``on_sent`` once it is on the socket."""
+    """Asks WHOIS and collects the answers; ``send(line, on_sent)`` queues one raw line
+    and calls ``on_sent`` once it is on the socket."""
 
     def __init__(
         self,
@@ -71,34 +61,6 @@ class Resolver:
         self.clock = clock
         self.timeout = timeout
         self._pending: dict[str, _Pending] = {}
-
-    # -- the sender of a line ----------------------------------------------------------------
-    def sender_now(
-        self, nick: str, user: str, host: str, tags: Mapping[str, str | None]
-    ) -> Identity | _Unverified | None:
-        """The speaker's identity from the line and tracked state, UNVERIFIED if WHOIS is needed."""
-        net = self.network
-        if net.identity_mode == "hostmask":
-            return Identity(key=identity_key(f"{user}@{host}"), nick=nick, user=user, host=host)
-        if "account-tag" in net.caps:
-            # With account-tag the server tags every line of a logged-in user: no tag, no account.
-            account = tags.get("account")
-            if account and account != "*":
-                return Identity(
-                    key=identity_key(account), nick=nick, user=user, host=host, account=account
-                )
-            return None
-        tracked = net.get(nick)
-        if tracked and net.certain(tracked):
-            return net.identity_of(tracked)
-        return UNVERIFIED
-
-    # -- nicks named in commands -------------------------------------------------------------
-    def target_now(self, nick: str) -> Target | _Unverified:
-        tracked = self.network.get(nick)
-        if tracked is None or not self.network.certain(tracked):
-            return UNVERIFIED
-        return Target(nick=nick, identity=self.network.identity_of(tracked), online=True)
 
     def resolve(
         self,
@@ -136,28 +98,6 @@ class Resolver:
 
         return sent
 
-    def identity_from(self, result: WhoisResult | None) -> Identity | _Unverified | None:
-        """What a finished WHOIS proves about identity."""
-        if result is None:
-            return UNVERIFIED
-        if not result.online:
-            return None
-        net = self.network
-        if net.identity_mode == "hostmask":
-            if not result.host:
-                return UNVERIFIED
-            key = identity_key(f"{result.user}@{result.host}")
-            return Identity(key=key, nick=result.nick, user=result.user, host=result.host)
-        if not result.account:
-            return None
-        return Identity(
-            key=identity_key(result.account),
-            nick=result.nick,
-            user=result.user,
-            host=result.host,
-            account=result.account,
-        )
-
     # -- server replies --------------------------------------------------------------------
     def on_whois_user(self, nick: str, user: str, host: str) -> None:
         pending = self._pending.get(self.network.fold(nick))
@@ -171,7 +111,7 @@ class Resolver:
             pending.result.account = account
         tracked = self.network.get(nick)
         if tracked:  # a fresh answer, but only certain while account-notify keeps it so
-            tracked.account = account
+            self.network.set_account(nick, account, certain=tracked.account_certain)
 
     def on_whois_away(self, nick: str) -> None:
         """301 RPL_AWAY, part of a WHOIS answer (or of a PRIVMSG to someone away)."""
@@ -195,9 +135,18 @@ class Resolver:
         if tracked and pending.result.online:
             tracked.away = pending.result.away
             if pending.result.account is None:
-                tracked.account = None
+                self.network.set_account(nick, None, certain=tracked.account_certain)
         for callback in pending.callbacks:
             callback(pending.result)
+
+    def cancel(self, nick: str) -> None:
+        """``nick`` changed hands (NICK, QUIT): an answer still to come may be about
+        someone else, so the lookups waiting for it end unanswered."""
+        pending = self._pending.pop(self.network.fold(nick), None)
+        if pending is not None:
+            logger.info("WHOIS %s cancelled: the nick changed hands", nick)
+            for callback in pending.callbacks:
+                callback(None)
 
     def expire(self) -> None:
         """Fail lookups whose answer is overdue (called from the event loop's tick)."""

@@ -24,7 +24,7 @@ from tests.support.botthread import BotThread, bot_config
 pytestmark = pytest.mark.timeout(60)
 
 WHOIS_TIMEOUT = 1.0
-VERIFY = "I couldn't verify your account just now; try again in a moment."
+VERIFY = "I couldn't verify you just now; try again in a moment."
 
 
 class Calls:

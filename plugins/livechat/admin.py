@@ -54,7 +54,10 @@ def ready(ctx: CommandContext, target: Target | None = None) -> None:
 
 
 @plugin.command(
-    "promote", usage="<nick:nick>", role=Role.COORDINATOR, help="Make a ready trainee a helper."
+    "promote",
+    usage="<nick:nick>",
+    role=Role.COORDINATOR,
+    help="Make a ready trainee a helper (by nick, or account:NAME / their mask).",
 )
 @refusing
 def promote(ctx: CommandContext, target: Target) -> None:
@@ -122,7 +125,7 @@ def _change(ctx: CommandContext, which: str, action: str, target: Target) -> Non
     "helper",
     usage="<add|remove> <nick:nick>",
     role=Role.COORDINATOR,
-    help="Add or remove a helper (whoever holds the nick now).",
+    help="Add or remove a helper: someone here now, or account:NAME (a mask in hostmask mode).",
 )
 @refusing
 def helper(ctx: CommandContext, action: str, target: Target) -> None:
@@ -133,7 +136,7 @@ def helper(ctx: CommandContext, action: str, target: Target) -> None:
     "coordinator",
     usage="<add|remove> <nick:nick>",
     role=Role.COORDINATOR,
-    help="Add or remove a coordinator (whoever holds the nick now).",
+    help="Add or remove a coordinator: someone here now, or account:NAME (or a mask).",
 )
 @refusing
 def coordinator(ctx: CommandContext, action: str, target: Target) -> None:

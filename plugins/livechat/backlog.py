@@ -44,6 +44,7 @@ from .models import Vouch
 from .roles import Role
 from .store import (
     TO_TRAINEE,
+    AmbiguousNick,
     Unit,
     coordinators,
     find_by_name,
@@ -200,7 +201,10 @@ def import_backlog(unit: Unit, rows: Sequence[BacklogRow]) -> ImportReport:
         helpers = []
         named: dict[int, str] = {}  # helper's person id -> the name the row gave
         for name in row.vouchers:
-            helper = find_by_name(session, name)
+            try:
+                helper = find_by_name(session, name)
+            except AmbiguousNick as err:
+                raise ImportRowError(row.row, str(err)) from None
             if helper is None:
                 raise ImportRowError(row.row, f"unknown helper {name!r}")
             if helper.role < Role.HELPER:

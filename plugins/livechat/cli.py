@@ -35,7 +35,7 @@ from .backlog import ImportRowError, import_backlog, read_csv
 from .config import LivechatConfig
 from .models import STATES, Person
 from .roles import Role
-from .store import OutboxNotifier, Subject, Unit, find_by_name, touch
+from .store import AmbiguousNick, OutboxNotifier, Subject, Unit, find_by_name, touch
 
 __all__ = ["coordinator", "export", "helper", "report", "trainee"]
 
@@ -66,8 +66,15 @@ def _unit(app: Any, *, write: bool) -> Iterator[Unit]:
             raise BadInput(str(err)) from None
 
 
+def _find(unit: Unit, name: str) -> Person | None:
+    try:
+        return find_by_name(unit.session, name)
+    except AmbiguousNick as err:
+        raise BadInput(str(err)) from None
+
+
 def _person(unit: Unit, name: str) -> Person:
-    person = find_by_name(unit.session, name)
+    person = _find(unit, name)
     if person is None:
         raise BadInput(f"unknown name {name!r}: no account or last nick matches")
     return person
@@ -165,7 +172,7 @@ def _role_group(which: str) -> click.Group:
     def add(app: Any, name: str) -> None:
         """Give NAME (an account, user@host, or a known nick) this role."""
         with _unit(app, write=True) as unit:
-            person = find_by_name(unit.session, name) or _new_person(app, unit, name)
+            person = _find(unit, name) or _new_person(app, unit, name)
             team.change_role(unit, None, Subject(name, person), which, "add")
         click.echo(f"{name} is now a {which}")
 

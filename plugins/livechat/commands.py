@@ -25,7 +25,7 @@ from . import plugin, team, views, workflow
 from .config import LivechatConfig
 from .models import ON_HOLD, READY, TRAINING, Person
 from .roles import Role, role_name
-from .store import Subject, Unit, log_delivery, person_by_key, person_by_nick, touch
+from .store import AmbiguousNick, Subject, Unit, log_delivery, nick_claimant, person_by_key, touch
 from .timers import run_timers
 
 __all__ = ["highlight", "me", "refusing", "rules", "subject", "unit"]
@@ -36,9 +36,14 @@ HISTORY_LINES = 30  # the latest events by private message; the CLI shows them a
 
 
 # -- helpers every handler uses ------------------------------------------------------------------
+def rules_of(config: Any) -> LivechatConfig:
+    """The ``[livechat]`` section (its defaults if there is none)."""
+    return config if isinstance(config, LivechatConfig) else LivechatConfig()
+
+
 def rules(ctx: BaseContext) -> LivechatConfig:
-    """The ``[livechat]`` section (its defaults if the context carries none)."""
-    return ctx.config if isinstance(ctx.config, LivechatConfig) else LivechatConfig()
+    """The ``[livechat]`` section of a context."""
+    return rules_of(ctx.config)
 
 
 _SPEAKER = "livechat.speaker"  # key in Session.info: (identity key, Person) of the speaker
@@ -68,19 +73,29 @@ def recognise(ctx: BaseContext, identity: Identity, nick: str) -> Person:
     """The person behind ``identity`` (created if new), noting the nick they use now and
     raising their role once if a configured ``nick!user@host`` mask grants more."""
     person = touch(unit(ctx), identity.key, nick, ctx.network.fold(nick))
-    granted = mask_grant(rules(ctx), identity, ctx.network.match)
+    granted = mask_grant(rules(ctx), identity)
     if granted > person.role and not person.role_manual:
         team.seed_role(unit(ctx), person.identity, granted, "config mask")
     return person
 
 
 def subject(ctx: CommandContext, target: Target, *, create: bool = False) -> Subject:
-    """Whom a nick argument names: its holder now, or, if nobody holds it, its last user.
+    """Whom a person argument names: the nick's verified holder now, the identity named
+    explicitly (``account:NAME``, a mask), or, for a nick nobody holds, its one claimant
+    (:func:`~.store.nick_claimant`).
 
-    ``create`` makes a row for an identified holder the bot has not stored yet (role changes).
+    ``create`` (role changes) makes a row for a verified holder or an explicit identity the
+    bot has not stored yet, and refuses an offline nick: a role goes to someone the bot can
+    see and identify now, or to an identity named in full, never to a nick's last user.
     """
     if target.identity is not None:
         key = target.identity.key
+        label = target.nick
+        if target.explicit:
+            person = person_by_key(ctx.session, key)
+            if person is None and create:
+                person = touch(unit(ctx), key)
+            return Subject(person.name if person else label, person)
         if create:
             person = touch(unit(ctx), key, target.nick, ctx.network.fold(target.nick))
             return Subject(target.nick, person)
@@ -89,7 +104,15 @@ def subject(ctx: CommandContext, target: Target, *, create: bool = False) -> Sub
         raise workflow.NotIdentified(
             f"{target.nick} is not logged in, so I can't tell who they are"
         )
-    found = person_by_nick(ctx.session, ctx.network.fold(target.nick))
+    if create:
+        raise workflow.NotIdentified(
+            f"{target.nick} is not online: a role needs them here and identified, "
+            "or named in full (account:NAME, or their mask)"
+        )
+    try:
+        found = nick_claimant(ctx.session, target.nick, ctx.network.fold(target.nick))
+    except AmbiguousNick as err:
+        raise workflow.NotIdentified(str(err)) from None
     return Subject(target.nick, found, offline=True)
 
 
@@ -258,18 +281,28 @@ def _is_mask(entry: str) -> bool:
     return "!" in entry or "@" in entry
 
 
-def mask_grant(r: LivechatConfig, identity: Identity, match: Callable[[str, str], bool]) -> Role:
-    """The highest role a configured ``nick!user@host`` mask gives this speaker."""
+def role_masks(r: LivechatConfig) -> list[str]:
+    """The configured ``nick!user@host`` masks, coordinators' first: in hostmask mode each
+    names one person (see :mod:`ircbot.identity_policy`)."""
+    return [e for e in (*r.coordinators, *r.helpers) if _is_mask(e)]
+
+
+def mask_grant(r: LivechatConfig, identity: Identity) -> Role:
+    """The role the configured mask this person *is* gives them (none if they are no mask,
+    or match several and so are none of them)."""
+    entry = identity.mask_entry
+    if entry is None:
+        return Role.NONE
+    key = identity_key(entry)
     for role, entries in ((Role.COORDINATOR, r.coordinators), (Role.HELPER, r.helpers)):
-        for entry in filter(_is_mask, entries):
-            if match(entry if "!" in entry else f"*!{entry}", identity.mask):
-                return role
+        if any(identity_key(e) == key for e in entries):
+            return role
     return Role.NONE
 
 
-@plugin.roles(names=role_name)
+@plugin.roles(names=role_name, masks=lambda config: role_masks(rules_of(config)))
 def resolve_role(ctx: CommandContext, identity: Identity) -> Role:
-    """The speaker's role: the people table, raised once by a matching config mask."""
+    """The speaker's role: the people table, raised once by the config mask they are."""
     person = me(ctx)
     return person.role if person else Role.NONE
 
@@ -284,7 +317,7 @@ def seen(ctx: JobContext, identity: Identity, nick: str) -> None:
     either: only a coordinator's decision (``role_manual``) lowers such a role, and then the
     mask no longer applies anyway.
     """
-    granted = mask_grant(rules(ctx), identity, ctx.network.match)
+    granted = mask_grant(rules(ctx), identity)
     done: dict[str, Role] = ctx.memory.setdefault("mask_grants", {})
     if granted <= done.get(identity.key, Role.NONE):
         return

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, ScalarSelect, Select, func, select, update
+from sqlalchemy import ColumnElement, ScalarSelect, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -27,6 +27,7 @@ __all__ = [
     "PING",
     "REMINDER",
     "TO_TRAINEE",
+    "AmbiguousNick",
     "Notifier",
     "OutboxNotifier",
     "Subject",
@@ -39,9 +40,9 @@ __all__ = [
     "latest_attempt",
     "log_delivery",
     "log_event",
+    "nick_claimant",
     "open_attempt",
     "person_by_key",
-    "person_by_nick",
     "ref_of",
     "stamp",
     "touch",
@@ -155,23 +156,53 @@ def person_by_key(session: Session, key: str) -> Person | None:
     return session.scalar(select(Person).where(Person.identity == key))
 
 
-def person_by_nick(session: Session, nick_key: str) -> Person | None:
-    """Who last used this (folded) nick in front of the bot."""
-    stmt = select(Person).where(Person.nick_key == nick_key).order_by(Person.id.desc()).limit(1)
-    return session.scalar(stmt)
+class AmbiguousNick(LookupError):
+    """More than one person has a claim on a nick: it names none of them."""
+
+    def __init__(self, nick: str) -> None:
+        super().__init__(
+            f"more than one person has used the nick {nick}: name them by account "
+            "(account:NAME) or mask, or ask them to be online"
+        )
+
+
+def nick_claimant(session: Session, nick: str, nick_key: str) -> Person | None:
+    """The one person an offline nick names, if exactly one has a claim on it.
+
+    A claim is the nick last used by that person's own verified identity (``nick_key``,
+    written only by :func:`touch` for the speaker or a verified holder) together with a stake
+    worth protecting: an open attempt or a role. A stranger who takes the nick while its
+    owner is away and says a command gets the nick on their own row, never the owner's; if
+    the stranger then opens an attempt of their own the nick is claimed twice and names
+    nobody (:class:`AmbiguousNick`) until the owner is online or named by identity.
+    """
+    has_open = (
+        select(Trainee.id).where(Trainee.person_id == Person.id, Trainee.state.in_(OPEN)).exists()
+    )
+    stmt = (
+        select(Person)
+        .where(Person.nick_key == nick_key, (Person.role >= Role.HELPER) | has_open)
+        .order_by(Person.id)
+        .limit(2)
+    )
+    found = list(session.scalars(stmt))
+    if len(found) > 1:
+        raise AmbiguousNick(nick)
+    return found[0] if found else None
 
 
 def find_by_name(session: Session, name: str) -> Person | None:
-    """A person named on the command line: identity first, else the nick they last used.
+    """A person named on the command line: identity first, else the nick's one claimant.
 
     Identity keys fold the same everywhere (:func:`~ircbot.identity.identity_key`). Nick keys
     were folded with the server's CASEMAPPING, and a shell has no server to ask: the two
     foldings servers announce are tried, rfc1459 (the protocol's default) first, then ascii.
+    Raises :class:`AmbiguousNick` when a nick has more than one claimant.
     """
     return (
         person_by_key(session, identity_key(name))
-        or person_by_nick(session, CaseMapping.from_name("rfc1459").fold(name))
-        or person_by_nick(session, CaseMapping.from_name("ascii").fold(name))
+        or nick_claimant(session, name, CaseMapping.from_name("rfc1459").fold(name))
+        or nick_claimant(session, name, CaseMapping.from_name("ascii").fold(name))
     )
 
 
@@ -188,13 +219,9 @@ def touch(unit: Unit, key: str, nick: str | None = None, nick_key: str | None = 
             person = person_by_key(session, key)
             assert person is not None
     if nick and (person.last_nick != nick or person.nick_key != nick_key):
-        if nick_key:  # a nick names one person: whoever used it last
-            session.execute(
-                update(Person)
-                .where(Person.nick_key == nick_key, Person.id != person.id)
-                .values(nick_key=None)
-                .execution_options(synchronize_session=False)
-            )
+        # Several rows may hold one nick_key (whoever used the nick under their own
+        # identity): naming an offline person asks :func:`nick_claimant`, which refuses
+        # to choose between them.
         person.last_nick, person.nick_key = nick, nick_key
     seen = person.last_seen_at
     if nick and (seen is None or unit.now - seen >= SEEN_RESOLUTION):

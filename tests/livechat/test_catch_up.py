@@ -10,6 +10,7 @@ event ``catch_up``), never a ping per trainee again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ircbot_plugins.livechat import commands
@@ -23,6 +24,8 @@ from ircbot.casemapping import CaseMapping
 from ircbot.clock import ManualClock
 from ircbot.context import JobContext
 from ircbot.identity import Identity
+from ircbot.identity_policy import HostmaskPolicy
+from ircbot.network import NetworkState
 
 from .conftest import Database, Team
 
@@ -152,8 +155,18 @@ def no_database() -> Any:
     raise AssertionError("the database was used")
 
 
-def at(nick: str, ident: str) -> Identity:
-    return Identity(f"~{ident}@host", nick, f"~{ident}", "host")
+def connection_of(rules: LivechatConfig) -> Callable[[str, str], Identity]:
+    """Who ``nick`` connecting as ``~ident@host`` is, as the bot's hostmask policy decides."""
+    network = NetworkState()
+    network.set_casemapping("ascii")
+    policy = HostmaskPolicy(network, commands.role_masks(rules))
+
+    def at(nick: str, ident: str) -> Identity:
+        identity = policy.sender(nick, f"~{ident}", "host", {}).identity
+        assert identity is not None
+        return identity
+
+    return at
 
 
 def test_a_masked_coordinator_seen_is_on_the_team_and_caught_up_once(
@@ -162,6 +175,7 @@ def test_a_masked_coordinator_seen_is_on_the_team_and_caught_up_once(
     rules = LivechatConfig(threshold=2, coordinators=["*!~carol@*"], helpers=["*!~bob@*"])
     team = Team(db, clock, rules)
     memory: dict[str, Any] = {}
+    at = connection_of(rules)
 
     def seen(identity: Identity, factory: Any = None) -> JobContext:
         ctx = job_context(team, factory, memory)
@@ -175,20 +189,20 @@ def test_a_masked_coordinator_seen_is_on_the_team_and_caught_up_once(
 
     team.add("erin", Role.HELPER)
     seen(at("bob", "bob"))  # a helper by his mask, before he says a word
-    make_ready(team, "alice", ("erin", "~bob@host"))
+    make_ready(team, "alice", ("erin", "*!~bob@*"))  # bob *is* his mask entry
     assert people() == 3
     seen(at("zed", "zed"), no_database)  # matches no mask: not even a look at the database
     assert people() == 3
     ctx = seen(at("Carol_", "carol"))
-    assert ctx.notified == {"~carol@host"}  # so that the bot delivers it at once
+    assert ctx.notified == {"*!~carol@*"}  # so that the bot delivers it at once
     with team.unit() as u:
-        carol = person_by_key(u.session, "~carol@host")
+        carol = person_by_key(u.session, "*!~carol@*")
         assert (carol.role, carol.role_manual, carol.last_nick) == (
             Role.COORDINATOR,
             False,
             "Carol_",
         )
-    assert catch_ups(team) == [("~carol@host", "1 trainee awaits promotion: alice — say !ready")]
+    assert catch_ups(team) == [("*!~carol@*", "1 trainee awaits promotion: alice — say !ready")]
     seen(at("Carol_", "carol"), no_database)  # seen again in this run: remembered
     seen(at("carol", "carol"), no_database)  # under another nick too
     memory.clear()  # a restart: one look at the database, and nothing to do

@@ -25,6 +25,8 @@ from ircbot.casemapping import CaseMapping
 from ircbot.context import CommandContext
 from ircbot.errors import CommandError
 from ircbot.identity import Identity, Target
+from ircbot.identity_policy import HostmaskPolicy
+from ircbot.network import NetworkState
 from ircbot.outbox import mark_delivered
 
 from .conftest import Team
@@ -329,13 +331,18 @@ def test_config_seeds_raise_roles_but_never_override_a_decision(team: Team) -> N
 
 def test_mask_grants_match_with_the_server_casemapping() -> None:
     rules = LivechatConfig(coordinators=["*!*@Staff.Example"], helpers=["h@*", "accountname"])
-    match = CaseMapping.from_name("ascii").match
-    identity = Identity("u@staff.example", "Carol", "u", "staff.example")
-    assert commands.mask_grant(rules, identity, match) == Role.COORDINATOR
-    helper = Identity("h@x", "Bob", "h", "x")
-    assert commands.mask_grant(rules, helper, match) == Role.HELPER
-    nobody = Identity("z@x", "accountname", "z", "x")  # account names are not masks
-    assert commands.mask_grant(rules, nobody, match) == Role.NONE
+    network = NetworkState()
+    network.set_casemapping("ascii")
+    policy = HostmaskPolicy(network, commands.role_masks(rules))
+
+    def grant(nick: str, user: str, host: str) -> Role:
+        identity = policy.sender(nick, user, host, {}).identity
+        assert identity is not None
+        return commands.mask_grant(rules, identity)
+
+    assert grant("Carol", "u", "staff.example") == Role.COORDINATOR
+    assert grant("Bob", "h", "x") == Role.HELPER
+    assert grant("accountname", "z", "x") == Role.NONE  # account names are not masks
 
 
 # -- naming people by nick -----------------------------------------------------------------------
@@ -477,9 +484,18 @@ class Network:
 
     home_channel = "#livechat"
 
-    def __init__(self) -> None:
+    def __init__(self, rules: LivechatConfig) -> None:
         self.mapping = CaseMapping.from_name("ascii")
         self.present: dict[str, str] = {}
+        state = NetworkState()
+        state.set_casemapping("ascii")
+        self.policy = HostmaskPolicy(state, commands.role_masks(rules))
+
+    def person_at(self, nick: str) -> Identity:
+        """Who ``nick`` connecting as ``~nick@host`` is, as the bot's policy decides."""
+        identity = self.policy.sender(nick, f"~{nick}", "host", {}).identity
+        assert identity is not None
+        return identity
 
     def fold(self, name: str) -> str:
         return self.mapping.fold(name)
@@ -494,20 +510,16 @@ class Network:
         return key in self.present
 
 
-def person_at(nick: str) -> Identity:
-    return Identity(f"~{nick}@host", nick, f"~{nick}", "host")
-
-
 def say(team: Team, network: Network, nick: str, handler, *args) -> list[str]:
     """``nick`` says a command in #livechat; the lines the bot sends, as ``target text``."""
-    network.present[person_at(nick).key] = nick
+    network.present[network.person_at(nick).key] = nick
     ctx = CommandContext(
         session_factory=team.db.factory,
         config=team.rules,
         clock=team.clock,
         network=network,
         nick=nick,
-        sender=person_at(nick),
+        sender=network.person_at(nick),
         channel="#livechat",
     )
     try:
@@ -522,14 +534,14 @@ def say(team: Team, network: Network, nick: str, handler, *args) -> list[str]:
 
 
 def target(network: Network, nick: str) -> Target:
-    key = person_at(nick).key
+    key = network.person_at(nick).key
     online = network.present.get(key) == nick
-    return Target(nick, person_at(nick) if online else None, online)
+    return Target(nick, network.person_at(nick) if online else None, online)
 
 
 def test_a_masked_coordinator_is_on_the_team_from_the_first_word(db, clock) -> None:
     rules = LivechatConfig(coordinators=["*!~carol@*"], helpers=["*!~bob@*", "*!~erin@*"])
-    team, network = Team(db, clock, rules), Network()
+    team, network = Team(db, clock, rules), Network(rules)
     assert say(team, network, "carol", commands.newhelper, None) == [
         "#livechat carol: you are already a coordinator on the team"
     ]
@@ -543,12 +555,12 @@ def test_a_masked_coordinator_is_on_the_team_from_the_first_word(db, clock) -> N
         "#livechat erin: vouched for alice: 2/2, ready; coordinators are pinged",
         "#livechat carol: alice is ready for promotion (2/2).",
     ]
-    assert [m.recipient for m in team.outbox("ping")] == [person_at("carol").key]
-    network.present[person_at("zed").key] = "zed"  # online, never spoke to the bot
+    assert [m.recipient for m in team.outbox("ping")] == [network.person_at("carol").key]
+    network.present[network.person_at("zed").key] = "zed"  # online, never spoke to the bot
     assert say(team, network, "carol", admin.helper, "add", target(network, "zed")) == [
         "#livechat carol: zed is now a helper"
     ]
-    assert team.role(person_at("zed").key) == Role.HELPER
+    assert team.role(network.person_at("zed").key) == Role.HELPER
 
 
 def test_the_roles_doctests_hold() -> None:
