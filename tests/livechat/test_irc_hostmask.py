@@ -342,8 +342,8 @@ def test_the_vouch_at_the_threshold_pings_the_present_coordinator(room: Room) ->
         return sorted((m.recipient, m.delivered_at is not None) for m in rows)
 
     assert room.query(pings) == [
-        ("~hmcoord1@127.0.0.1", True),
-        ("~hmcoord2@127.0.0.1", False),
+        ("*!~hmcoord1@*", True),  # each coordinator *is* their mask entry
+        ("hm_coord2!~hmcoord2@127.0.0.1", False),
     ]
 
 
@@ -527,7 +527,7 @@ def test_unvouch_takes_a_ready_trainee_back_and_cancels_the_waiting_ping(room: R
     def pings_to_coord2(session: Session) -> list[tuple[bool, bool]]:
         stmt = (
             select(OutboxMessage)
-            .where(OutboxMessage.kind == "ping", OutboxMessage.recipient == "~hmcoord2@127.0.0.1")
+            .where(OutboxMessage.kind == "ping", OutboxMessage.recipient == "hm_coord2!~hmcoord2@127.0.0.1")
             .where(OutboxMessage.text.startswith("hm_tb "))
             .order_by(OutboxMessage.id)
         )

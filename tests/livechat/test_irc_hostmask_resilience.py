@@ -229,7 +229,7 @@ def test_two_helpers_vouching_at_once_make_one_ready_and_one_ping_each(
             room.nothing_more((people.coord1, people.coord2), "ready for promotion")
             assert room.count("ready") == round_
         assert room.count("vouched") == 6
-        delivered(room, [("~hrcoord1@127.0.0.1", True), ("~hrcoord2@127.0.0.1", True)] * 3)
+        delivered(room, [("*!~hrcoord1@127.0.0.1", True), ("*!~hrcoord2@127.0.0.1", True)] * 3)
 
 
 def test_two_coordinators_promoting_at_once_make_one_promotion(
@@ -285,7 +285,7 @@ def ready_while_coord2_is_away(room: Room, people: People) -> None:
         "vouched for hr_t1: 2/2, ready; coordinators are pinged"
     )
     assert room.private(people.coord1, "ready") == ping("hr_t1", "hr_helper1, hr_helper2")
-    delivered(room, [("~hrcoord1@127.0.0.1", True), ("~hrcoord2@127.0.0.1", False)])
+    delivered(room, [("*!~hrcoord1@127.0.0.1", True), ("*!~hrcoord2@127.0.0.1", False)])
 
 
 def coord2_arrives_and_is_pinged_once(room: Room, people: People, joined: bool = False) -> None:
@@ -293,7 +293,7 @@ def coord2_arrives_and_is_pinged_once(room: Room, people: People, joined: bool =
         people.coord2.join(room.channel)
     assert room.private(people.coord2, "ready") == ping("hr_t1", "hr_helper1, hr_helper2")
     room.nothing_more((people.coord2, people.coord1), "ready")
-    delivered(room, [("~hrcoord1@127.0.0.1", True), ("~hrcoord2@127.0.0.1", True)])
+    delivered(room, [("*!~hrcoord1@127.0.0.1", True), ("*!~hrcoord2@127.0.0.1", True)])
     assert room.count("ping_delivered") == 2
 
 

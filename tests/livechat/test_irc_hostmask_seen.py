@@ -63,7 +63,11 @@ PING = "hs_t1 is ready for promotion (2 vouches: hs_h1, hs_h2). Say !promote hs_
 
 
 def key(nick: str) -> str:
-    return f"~{IDENTS[nick]}@127.0.0.1"
+    """The identity the bot gives ``nick``: the one mask entry naming their ident, if any
+    (a person matched by a mask *is* that entry), else their ``user@host``."""
+    ident = f"~{IDENTS[nick]}@"
+    masks = [m for m in (*LIVECHAT["helpers"], *LIVECHAT["coordinators"]) if ident in m]
+    return masks[0] if len(masks) == 1 else f"{ident}127.0.0.1"
 
 
 class Room:
