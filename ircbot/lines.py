@@ -12,8 +12,11 @@ on UTF-8 character boundaries, preferring spaces.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
-__all__ = ["MAX_LINE_BYTES", "sanitize", "split_message", "text_budget"]
+from jaraco.stream.buffer import LineBuffer
+
+__all__ = ["MAX_LINE_BYTES", "ServerLineBuffer", "sanitize", "split_message", "text_budget"]
 
 MAX_LINE_BYTES = 512
 # Worst case of what the server prepends when relaying: nick (up to 30), user (~ + 10),
@@ -55,3 +58,38 @@ def split_message(text: str, budget: int) -> list[str]:
     if data:
         pieces.append(data.decode("utf-8"))
     return pieces
+
+
+class ServerLineBuffer(LineBuffer):
+    r"""Lines from the server, decoded as UTF-8, surviving what other clients send.
+
+    A line that is not UTF-8 at all (an old client in latin-1) decodes as latin-1, as
+    jaraco's ``LenientDecodingLineBuffer`` does. But a server cuts a relayed line at 512
+    bytes, mid-character if it must (ngircd then appends ``[CUT]``): a UTF-8 line with one
+    cut character is decoded without that fragment, not turned into mojibake as a whole.
+    The rest of the line must be UTF-8 with at least one non-ASCII character to count as
+    UTF-8; otherwise latin-1 it is.
+
+    >>> b = ServerLineBuffer()
+    >>> b.feed("Olé ✓".encode()[:-1] + b"[CUT]\n" + b"Ol\xe9\n" + "Olé".encode() + b"\n")
+    >>> list(b.lines())
+    ['Olé [CUT]', 'Olé', 'Olé']
+    """
+
+    def lines(self) -> Iterator[str]:
+        for line in super().lines():
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield _without_cut_character(line, err.start)
+
+
+def _without_cut_character(line: bytes, start: int) -> str:
+    end = start + 1
+    while end < len(line) and 0x80 <= line[end] < 0xC0:  # the cut sequence's continuation
+        end += 1
+    try:
+        text = line[:start].decode("utf-8") + line[end:].decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("latin-1")
+    return text if not text.isascii() else line.decode("latin-1")

@@ -32,12 +32,11 @@ import ssl
 from collections.abc import Callable
 
 import irc.client
-from jaraco.stream.buffer import LenientDecodingLineBuffer
 
 from ircbot.capabilities import CapNegotiator, SaslFailed
 from ircbot.casemapping import CaseMapping
 from ircbot.config import IrcConfig
-from ircbot.lines import sanitize, split_message, text_budget
+from ircbot.lines import ServerLineBuffer, sanitize, split_message, text_budget
 from ircbot.outqueue import Lane, OnSent, OutputQueue, Requester
 from ircbot.ratelimit import TokenBucket
 
@@ -77,7 +76,7 @@ class Backoff:
 class SafeServerConnection(irc.client.ServerConnection):
     """A ServerConnection that survives bad bytes, bad lines and failing handlers."""
 
-    buffer_class = LenientDecodingLineBuffer
+    buffer_class = ServerLineBuffer
     last_received = 0.0
     clock: Callable[[], float] = staticmethod(lambda: 0.0)
 

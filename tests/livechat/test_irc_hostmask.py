@@ -527,7 +527,10 @@ def test_unvouch_takes_a_ready_trainee_back_and_cancels_the_waiting_ping(room: R
     def pings_to_coord2(session: Session) -> list[tuple[bool, bool]]:
         stmt = (
             select(OutboxMessage)
-            .where(OutboxMessage.kind == "ping", OutboxMessage.recipient == "hm_coord2!~hmcoord2@127.0.0.1")
+            .where(
+                OutboxMessage.kind == "ping",
+                OutboxMessage.recipient == "hm_coord2!~hmcoord2@127.0.0.1",
+            )
             .where(OutboxMessage.text.startswith("hm_tb "))
             .order_by(OutboxMessage.id)
         )
