@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ircbot.context import BaseContext, CommandContext, JobContext
 from ircbot.identity import Identity, Target, identity_key
+from ircbot.masks import is_mask
 from ircbot.outbox import OutboxMessage
 
 from . import plugin, team, views, workflow
@@ -277,14 +278,10 @@ def unvouch(ctx: CommandContext, target: Target) -> None:
 
 
 # -- bot events ----------------------------------------------------------------------------------
-def _is_mask(entry: str) -> bool:
-    return "!" in entry or "@" in entry
-
-
 def role_masks(r: LivechatConfig) -> list[str]:
     """The configured ``nick!user@host`` masks, coordinators' first: in hostmask mode each
     names one person (see :mod:`ircbot.identity_policy`)."""
-    return [e for e in (*r.coordinators, *r.helpers) if _is_mask(e)]
+    return [e for e in (*r.coordinators, *r.helpers) if is_mask(e)]
 
 
 def mask_grant(r: LivechatConfig, identity: Identity) -> Role:
@@ -332,7 +329,7 @@ def seed_roles(ctx: JobContext) -> None:
     seeds: dict[str, Role] = {}
     for role, entries in ((Role.HELPER, r.helpers), (Role.COORDINATOR, r.coordinators)):
         for entry in entries:
-            if not _is_mask(entry):
+            if not is_mask(entry):
                 key = identity_key(entry)
                 seeds[key] = max(role, seeds.get(key, Role.NONE))
     team.seed_roles(unit(ctx), seeds)
