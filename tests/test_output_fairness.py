@@ -232,7 +232,7 @@ def test_a_whois_timeout_starts_when_the_line_is_written():
     clock = FakeClock()
     sent: list[tuple[str, object]] = []
     resolver = Resolver(
-        NetworkState("account", ["#c"]),
+        NetworkState(["#c"]),
         lambda line, on_sent: sent.append((line, on_sent)),
         clock,
         timeout=2.0,
@@ -254,7 +254,7 @@ def test_a_whois_timeout_starts_when_the_line_is_written():
 
 def test_a_whois_that_is_never_written_fails_in_the_end():
     clock = FakeClock()
-    resolver = Resolver(NetworkState("account", ["#c"]), lambda line, on_sent: None, clock, 2.0)
+    resolver = Resolver(NetworkState(["#c"]), lambda line, on_sent: None, clock, 2.0)
     results: list[object] = []
     resolver.resolve(["bob"], lambda r: results.append(r.get("bob", "missing")))
     clock.t += 60.0
