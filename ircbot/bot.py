@@ -19,7 +19,7 @@ import select
 from collections.abc import Callable
 from typing import Any
 
-import irc.client
+from irc.client import Event
 from sqlalchemy.engine import Engine
 
 from ircbot import outbox, storage
@@ -28,6 +28,7 @@ from ircbot.config import Config
 from ircbot.context import JobContext, LiveNetworkView
 from ircbot.delivery import Delivery
 from ircbot.dispatch import Dispatcher, RateLimiter
+from ircbot.identity import Identity
 from ircbot.identity_policy import make_policy
 from ircbot.jobs import JobRunner, clamp
 from ircbot.network import NetworkState
@@ -39,7 +40,6 @@ from ircbot.transport import Transport
 __all__ = ["Bot"]
 
 logger = logging.getLogger(__name__)
-Event = irc.client.Event
 
 PRUNE_EVERY = 3600.0  # seconds between outbox prunes; the first at start
 PRUNE_BATCH = 500  # rows per delete transaction
@@ -54,6 +54,12 @@ def identity_masks(config: Config, plugins: list[Plugin]) -> list[str]:
         if p.identity_masks is not None
         for mask in p.identity_masks(config.plugins.get(p.name))
     ]
+
+
+def _seen_call(
+    handler: Callable[..., Any], ctx: JobContext, *, identity: Identity, nick: str
+) -> None:
+    handler(ctx, identity, nick)
 
 
 def _tags(event: Event) -> dict[str, str | None]:
@@ -280,7 +286,11 @@ class Bot:
         if identity is None:
             return
         for plugin, handler in self._seen_handlers:
-            self._run_in_context(plugin, f"seen {nick}", lambda c, h=handler: h(c, identity, nick))
+            self._run_in_context(
+                plugin,
+                f"seen {nick}",
+                functools.partial(_seen_call, handler, identity=identity, nick=nick),
+            )
 
     def _refresh_accounts(self) -> None:
         """Ask the server (WHOX) for the accounts of everyone in the joined channels.
@@ -349,7 +359,9 @@ class Bot:
                     ctx.finish(commit=False)
                     raise
             for job in plugin.jobs:
-                self.jobs.add(f"{job.plugin}.{job.name}", job.every, lambda j=job: self.run_job(j))
+                self.jobs.add(
+                    f"{job.plugin}.{job.name}", job.every, functools.partial(self.run_job, job)
+                )
 
     def prune_outbox(self) -> int:
         """Delete delivered and cancelled outbox rows past ``[bot] outbox_retention_days``.

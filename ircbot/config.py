@@ -293,10 +293,10 @@ def parse_section(
 
 def _env_overrides(
     environ: Mapping[str, str], schemas: Mapping[str, type]
-) -> tuple[dict[str, dict], dict[str, dict]]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
     """The overriding values by section and key, and the variable each came from."""
-    overrides: dict[str, dict] = {}
-    labels: dict[str, dict] = {}
+    overrides: dict[str, dict[str, Any]] = {}
+    labels: dict[str, dict[str, str]] = {}
     for var, text in environ.items():
         if not var.startswith(ENV_PREFIX):
             continue

@@ -168,8 +168,9 @@ class Delivery:
                 with transaction(self.session_factory) as session:
                     if outbox.mark_delivered(session, message_id, self.clock.now()):
                         message = session.get(outbox.OutboxMessage, message_id)
-                        for hook in self.delivered_hooks:
-                            hook(session, message)
+                        if message is not None:
+                            for hook in self.delivered_hooks:
+                                hook(session, message)
                     remaining = outbox.pending_for(session, key)
             except Exception as exc:
                 if not is_busy(exc):

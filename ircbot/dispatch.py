@@ -128,7 +128,13 @@ class Dispatcher:
 
     # -- entry point ----------------------------------------------------------------------
     def on_message(
-        self, nick: str, user: str, host: str, channel: str | None, text: str, tags: Mapping
+        self,
+        nick: str,
+        user: str,
+        host: str,
+        channel: str | None,
+        text: str,
+        tags: Mapping[str, str | None],
     ) -> None:
         """A PRIVMSG to a channel (``channel`` set) or to the bot (``channel`` None)."""
         if not text.startswith(self.prefix):
@@ -167,7 +173,7 @@ class Dispatcher:
         try:
             args = split_args(command.params, argtext)
             for param, value in zip(command.params, args, strict=True):
-                if param.is_nick and value is not None and not self.policy.is_name(value):
+                if param.is_nick and isinstance(value, str) and not self.policy.is_name(value):
                     raise UsageError(f"{value!r} is not a nick")
         except UsageError as exc:
             reply(f"{exc}. Usage: {self.usage_line(command)}")
@@ -180,7 +186,7 @@ class Dispatcher:
         named: dict[int, Who] = {
             i: policy.named(value) or policy.holder(value)
             for i, (param, value) in enumerate(zip(command.params, args, strict=True))
-            if param.is_nick and value is not None
+            if param.is_nick and isinstance(value, str)
         }
         lookups = [] if sender.certain else [nick]
         lookups += [who.nick for who in named.values() if not who.certain]
@@ -197,7 +203,7 @@ class Dispatcher:
                         reply(f"I couldn't look up {args[i]} just now; try again in a moment.")
                         return
                 final[i] = Target(
-                    nick=args[i] or target.nick,
+                    nick=str(args[i]),
                     identity=target.identity,
                     online=target.online,
                     explicit=target.explicit,

@@ -17,8 +17,20 @@ sent when stays in the plugins' audit logs (livechat logs every ping it delivers
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, cast
 
-from sqlalchemy import Index, String, Text, delete, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Executable,
+    Index,
+    String,
+    Text,
+    delete,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ircbot.storage import Base, UTCDateTime
@@ -52,7 +64,12 @@ class OutboxMessage(Base):
     )
 
 
-def _pending():
+def _rowcount(session: Session, stmt: Executable) -> int:
+    """Rows an UPDATE or DELETE touched (its result is a cursor result)."""
+    return int(cast(CursorResult[Any], session.execute(stmt)).rowcount)
+
+
+def _pending() -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return (OutboxMessage.delivered_at.is_(None), OutboxMessage.cancelled_at.is_(None))
 
 
@@ -76,7 +93,7 @@ def cancel(session: Session, *, ref: str, now: dt.datetime, kind: str | None = N
     stmt = update(OutboxMessage).where(OutboxMessage.ref == ref, *_pending())
     if kind is not None:
         stmt = stmt.where(OutboxMessage.kind == kind)
-    return session.execute(stmt.values(cancelled_at=now)).rowcount
+    return _rowcount(session, stmt.values(cancelled_at=now))
 
 
 def pending_for(session: Session, recipient: str) -> list[OutboxMessage]:
@@ -101,7 +118,7 @@ def mark_delivered(session: Session, message_id: int, now: dt.datetime) -> bool:
         .where(OutboxMessage.id == message_id, *_pending())
         .values(delivered_at=now)
     )
-    return session.execute(stmt).rowcount == 1
+    return _rowcount(session, stmt) == 1
 
 
 def prune(session: Session, *, before: dt.datetime, limit: int) -> int:
@@ -113,4 +130,4 @@ def prune(session: Session, *, before: dt.datetime, limit: int) -> int:
     done = or_(OutboxMessage.delivered_at < before, OutboxMessage.cancelled_at < before)
     batch = select(OutboxMessage.id).where(done).limit(limit)
     stmt = delete(OutboxMessage).where(OutboxMessage.id.in_(batch))
-    return session.execute(stmt.execution_options(synchronize_session=False)).rowcount
+    return _rowcount(session, stmt.execution_options(synchronize_session=False))

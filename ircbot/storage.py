@@ -314,7 +314,7 @@ def migrations_path() -> Path:
     """Where the core's Alembic environment is: installed package, else the checkout's
     ``alembic/`` (its ``versions/`` hold the core's own tables only)."""
     try:
-        import ircbot_migrations
+        import ircbot_migrations  # type: ignore[import-not-found,unused-ignore]
 
         return Path(next(iter(ircbot_migrations.__path__)))
     except ImportError:

@@ -30,6 +30,7 @@ import select
 import socket
 import ssl
 from collections.abc import Callable
+from typing import Any
 
 import irc.client
 
@@ -67,7 +68,7 @@ class Backoff:
     def next_delay(self) -> float:
         ceiling = min(self.maximum, self.minimum * 2**self.attempt)
         self.attempt += 1
-        return ceiling / 2 + self.rng() * ceiling / 2
+        return float(ceiling / 2 + self.rng() * ceiling / 2)
 
     def reset(self) -> None:
         self.attempt = 0
@@ -97,7 +98,11 @@ class SafeServerConnection(irc.client.ServerConnection):
             logger.exception("error while handling line %r", line[:300])
 
     def _handle_other(
-        self, arguments: list[str], command: str, source: irc.client.NickMask | None, tags: list
+        self,
+        arguments: list[str],
+        command: str,
+        source: irc.client.NickMask | None,
+        tags: list[Any],
     ) -> None:
         """A QUIT with no parameter (``:nick!user@host QUIT``) is legal and some servers send
         it, but the library takes its first argument unchecked, raises, and the quit is lost:
@@ -237,11 +242,11 @@ class Transport:
             except SaslFailed as exc:
                 raise FatalError(f"SASL login failed: {exc}") from exc
 
-    def _on_authenticate(self, connection, event) -> None:
+    def _on_authenticate(self, connection: Any, event: Any) -> None:
         if self.negotiator:
             self.negotiator.on_authenticate(event.target or "")
 
-    def _on_sasl_numeric(self, connection, event) -> None:
+    def _on_sasl_numeric(self, connection: Any, event: Any) -> None:
         code = next(k for k, v in irc.events.numeric.items() if v == event.type)
         if self.negotiator:
             try:
@@ -249,7 +254,7 @@ class Transport:
             except SaslFailed as exc:
                 raise FatalError(f"SASL login failed: {exc}") from exc
 
-    def _on_welcome(self, connection, event) -> None:
+    def _on_welcome(self, connection: Any, event: Any) -> None:
         self.registered = True
         self._cap_deadline = None
         if self.negotiator:
@@ -262,7 +267,7 @@ class Transport:
         for callback in self.on_registered:
             callback()
 
-    def _on_isupport(self, connection, event) -> None:
+    def _on_isupport(self, connection: Any, event: Any) -> None:
         """005: keep the bare tokens (``WHOX``) the library's ``FeatureSet.load`` ignores.
 
         Without this ``features.whox`` never exists and the bot's WHO never asks for accounts.
@@ -275,7 +280,7 @@ class Transport:
     def caps(self) -> set[str]:
         return self.negotiator.enabled if self.negotiator else set()
 
-    def _on_nick_refused(self, connection, event) -> None:
+    def _on_nick_refused(self, connection: Any, event: Any) -> None:
         if self.registered:
             return  # a regain attempt failed; try again later
         self._nick_attempt += 1
@@ -292,12 +297,12 @@ class Transport:
     def _equal(self, a: str, b: str) -> bool:
         return bool(a and b) and self.fold(a) == self.fold(b)
 
-    def _on_nick_or_quit(self, connection, event) -> None:
+    def _on_nick_or_quit(self, connection: Any, event: Any) -> None:
         """The wanted nick may have just been freed: take it back at once."""
         if self._wants_nick_back() and self._equal(event.source.nick, self.nicks[0]):
             self.send(f"NICK {self.nicks[0]}")
 
-    def _on_ctcp(self, connection, event) -> None:
+    def _on_ctcp(self, connection: Any, event: Any) -> None:
         kind = (event.arguments or [""])[0].upper()
         nick = event.source.nick
         if kind not in ("VERSION", "PING") or not self._ctcp_bucket.take():
@@ -366,7 +371,7 @@ class Transport:
             return False
         except irc.client.ServerNotConnectedError:
             return False
-        return self.connection.is_connected()
+        return bool(self.connection.is_connected())
 
     def send_now(self, line: str) -> None:
         """Bypass the queue: for negotiation and keepalive only."""
