@@ -10,8 +10,8 @@ preloaded, tells the story up to a trainee ready for promotion, then moves the b
   stime);
 * the time from the jump until the bot answered a coordinator's ``!ping``, sent once the bot
   had seen the jump (its log shows the first run of the timers job since) and again every
-  second until answered, and until it was back in the channel if it reconnected (the jump
-  looks like a silent server: "no data from the server for N s");
+  second until answered (and at once when it rejoins), and until it was back in the channel
+  if it reconnected (the jump looks like a silent server: "no data from the server for N s");
 * how many SLA reminders the coordinator got for the missed time, counted up to the answer to
   a marker ``!ping`` sent after the first one, and the trainee's reminder count in the
   database: one of each, however long the jump.
@@ -118,6 +118,7 @@ def jump_once(offset: str) -> dict[str, float]:
                     print(f"{time.monotonic() - t0:6.2f} {line[:100]!r}")
                 if is_bot_join(line):
                     back = back or time.monotonic() - t0
+                    next_ping = time.monotonic()  # and ask at once
                 elif b"Reminder:" in line:
                     reminders += 1
                 elif b":pong jump" in line and answered is None:
