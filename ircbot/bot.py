@@ -317,6 +317,7 @@ class Bot:
             config=self.config.plugins.get(plugin),
             clock=self.clock,
             network=self.view,
+            prefix=self.config.bot.prefix,
             memory=self._memory.setdefault(plugin, {}),
             write=True,  # jobs and event handlers are there to write: the lock first
         )

@@ -29,7 +29,7 @@ def help_(ctx: CommandContext, name: str | None = None) -> None:
             ctx.reply(f"No command {prefix}{name.removeprefix(prefix)}; say {prefix}help.")
             return
         who = f" ({ctx.role_name(command.role)}s)" if command.role is not None else ""
-        ctx.reply(f"{dispatcher.usage_line(command)}: {command.help}{who}")
+        ctx.reply(f"{dispatcher.usage_line(command)}: {command.help_text(prefix)}{who}")
         return
     role = dispatcher.role_of(ctx) if ctx.sender else None
     usable = [

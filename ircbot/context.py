@@ -104,6 +104,8 @@ class BaseContext:
     #: Take the write lock when the unit opens (see :mod:`ircbot.storage`): jobs do; a
     #: command runs deferred first and only its second attempt, if any, does.
     write: bool = False
+    # ``[bot] prefix``: how a text spells a command, in a reply or a reminder a job writes.
+    prefix: str = "!"
     _session: Session | None = None
 
     @property
@@ -169,7 +171,6 @@ class CommandContext(BaseContext):
     sender: Identity | None = None
     channel: str | None = None
     role: Any = None
-    prefix: str = "!"
     role_name: Callable[[Any], str] = str
     dispatcher: Any = None
 

@@ -161,6 +161,11 @@ class Command:
         """A role can only be checked against someone the bot can identify."""
         return self.identified or self.role is not None
 
+    def help_text(self, prefix: str) -> str:
+        """The help as people read it: ``{prefix}`` in it spells a command with ``[bot] prefix``
+        ("until {prefix}unhold" reads "until .unhold" on a bot whose prefix is ``.``)."""
+        return self.help.replace("{prefix}", prefix)
+
     @property
     def shown_usage(self) -> str:
         """The usage as people read it: ``<nick:nick>`` is shown as ``<nick>``."""
@@ -206,7 +211,8 @@ class Plugin:
         role: Any = None,
         identified: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Declare a command. ``help`` is required: ``!help`` and the tests read it."""
+        """Declare a command. ``help`` is required: ``!help`` and the tests read it; name
+        another command in it as ``{prefix}name`` (see :meth:`Command.help_text`)."""
         if not help.strip():
             raise ValueError(f"command {name!r} needs help text")
 

@@ -40,7 +40,7 @@ def command_reference() -> str:
             else:
                 who = "anyone"
             usage = f"!{command.name} {command.shown_usage}".strip()
-            rows.append(f"| `{usage}` | {who} | {command.help} |")
+            rows.append(f"| `{usage}` | {who} | {command.help_text('!')} |")
     return "\n".join(rows)
 
 

@@ -112,7 +112,7 @@ def test_help_answers_for_every_command_the_bot_has(corebot, user):
         alice.say(BOT, f"!help {command.name}")
         reply = alice.expect(r"", source=BOT).text
         assert reply.startswith(corebot.bot.dispatcher.usage_line(command) + ":")
-        assert command.help in reply
+        assert command.help_text("!") in reply
 
 
 def test_every_installed_command_has_help_and_a_valid_usage():
