@@ -11,7 +11,7 @@ from ircbot.context import CommandContext
 from ircbot.identity import Target
 
 from . import plugin, team, views, workflow
-from .commands import highlight, me, refusing, rules, subject, unit
+from .commands import highlight, me, refusing, rules, status_of, subject, unit
 from .models import READY
 from .roles import Role
 from .store import open_attempt
@@ -32,9 +32,9 @@ def ready(ctx: CommandContext, target: Target | None = None) -> None:
         who = subject(ctx, target)
         attempt = open_attempt(ctx.session, who.person.id) if who.person else None
         if attempt is None or attempt.state != READY:
-            ctx.reply(views.status(ctx.session, r, ctx.now, who, me=False))
+            ctx.reply(status_of(ctx, who, me=False))
             return
-        (view,) = views.trainee_views(ctx.session, r, ctx.now, [attempt])
+        (view,) = views.trainee_views(ctx.session, r, ctx.now, [attempt], past=True)
         ctx.reply(views.ready_line(view, ctx.now, detail=True))
         return
     total, overdue, waiting = views.ready_list(ctx.session, r, ctx.now, r.page_size)
@@ -70,7 +70,7 @@ def promote(ctx: CommandContext, target: Target) -> None:
     "hold",
     usage="<nick:nick> <reason...>",
     role=Role.COORDINATOR,
-    help="Pause a trainee: no pings, no promotion, until !unhold.",
+    help="Pause a trainee: no pings, no promotion, until {prefix}unhold.",
 )
 @refusing
 def hold(ctx: CommandContext, target: Target, reason: str) -> None:
@@ -97,7 +97,7 @@ def unhold(ctx: CommandContext, target: Target) -> None:
     "reject",
     usage="<nick:nick> <reason...>",
     role=Role.COORDINATOR,
-    help="End a trainee's training, with the reason kept (they may !newhelper again).",
+    help="End a trainee's training, with the reason kept (they may {prefix}newhelper again).",
 )
 @refusing
 def reject(ctx: CommandContext, target: Target, reason: str) -> None:

@@ -253,7 +253,7 @@ def import_backlog(unit: Unit, rows: Sequence[BacklogRow]) -> ImportReport:
         names = ", ".join(report.imported[:20])
         more = f" and {len(report.imported) - 20} more" if len(report.imported) > 20 else ""
         text = f"{len(report.imported)} people from the sign-up backlog are now trainees: "
-        text += f"{names}{more}. See !trainees"
+        text += f"{names}{more}. See {unit.prefix}trainees"
         for coordinator in coordinators(session):
             unit.notifier.notify(coordinator.identity, text, kind="backlog")
     return report

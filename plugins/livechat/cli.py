@@ -51,6 +51,11 @@ def _rules(app: Any) -> LivechatConfig:
     return section if isinstance(section, LivechatConfig) else LivechatConfig()
 
 
+def _prefix(app: Any) -> str:
+    """``[bot] prefix``: the shell runs no bot, but its texts name the bot's commands."""
+    return str(app.config.bot.prefix)
+
+
 @contextmanager
 def _unit(app: Any, *, write: bool) -> Iterator[Unit]:
     """One transaction; a workflow refusal becomes BadInput and rolls everything back.
@@ -61,7 +66,7 @@ def _unit(app: Any, *, write: bool) -> Iterator[Unit]:
     now = app.clock.now()
     with app.transaction(write=write) as session:
         try:
-            yield Unit(session, now, _rules(app), OutboxNotifier(session, now))
+            yield Unit(session, now, _rules(app), OutboxNotifier(session, now), _prefix(app))
         except workflow.WorkflowError as err:
             raise BadInput(str(err)) from None
 
@@ -118,7 +123,9 @@ def trainee_show(app: Any, name: str) -> None:
     """A trainee's status and full history."""
     with _unit(app, write=False) as unit:
         person = _person(unit, name)
-        status = views.status(unit.session, unit.rules, unit.now, Subject(name, person), me=False)
+        status = views.status(
+            unit.session, unit.rules, unit.now, Subject(name, person), me=False, prefix=unit.prefix
+        )
         history = list(views.history(unit.session, person))
     click.echo(status)
     click.echo(f"identity {person.identity}, last nick {person.last_nick or '-'}")

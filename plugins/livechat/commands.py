@@ -29,7 +29,7 @@ from .roles import Role, role_name
 from .store import AmbiguousNick, Subject, Unit, log_delivery, nick_claimant, person_by_key, touch
 from .timers import run_timers
 
-__all__ = ["highlight", "me", "refusing", "rules", "subject", "unit"]
+__all__ = ["highlight", "me", "refusing", "rules", "status_of", "subject", "unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,13 @@ _SPEAKER = "livechat.speaker"  # key in Session.info: (identity key, Person) of 
 
 
 def unit(ctx: BaseContext) -> Unit:
-    return Unit(ctx.session, ctx.now, rules(ctx), ctx)
+    """The workflow's unit of work for this command or job (its texts spell ``[bot] prefix``)."""
+    return Unit(ctx.session, ctx.now, rules(ctx), ctx, ctx.prefix)
+
+
+def status_of(ctx: CommandContext, who: Subject, *, me: bool) -> str:
+    """``!status`` of ``who``, with the commands it suggests spelled with ``[bot] prefix``."""
+    return views.status(ctx.session, rules(ctx), ctx.now, who, me=me, prefix=ctx.prefix)
 
 
 def me(ctx: CommandContext) -> Person | None:
@@ -166,9 +172,7 @@ def newhelper(ctx: CommandContext, chat_account: str | None = None) -> None:
     person = me(ctx)
     registration = workflow.register(unit(ctx), person, chat_account)
     if not registration.created:
-        ctx.reply(
-            views.status(ctx.session, rules(ctx), ctx.now, Subject(ctx.nick, person), me=True)
-        )
+        ctx.reply(status_of(ctx, Subject(ctx.nick, person), me=True))
         return
     r = rules(ctx)
     again = " back" if registration.again else ""
@@ -182,12 +186,17 @@ def newhelper(ctx: CommandContext, chat_account: str | None = None) -> None:
 
 
 @plugin.command(
-    "withdraw", usage="[reason...]", identified=True, help="Leave training (!newhelper to return)."
+    "withdraw",
+    usage="[reason...]",
+    identified=True,
+    help="Leave training ({prefix}newhelper to return).",
 )
 @refusing
 def withdraw(ctx: CommandContext, reason: str | None = None) -> None:
     workflow.withdraw(unit(ctx), me(ctx), reason)
-    ctx.reply("you have left training (withdrawn); say !newhelper to come back any time")
+    ctx.reply(
+        f"you have left training (withdrawn); say {ctx.prefix}newhelper to come back any time"
+    )
 
 
 @plugin.command(
@@ -203,12 +212,10 @@ def status(ctx: CommandContext, target: Target | None = None) -> None:
             raise workflow.NotIdentified(
                 "I can't tell who you are: log in to services, or name a nick"
             )
-        ctx.reply(
-            views.status(ctx.session, rules(ctx), ctx.now, Subject(ctx.nick, person), me=True)
-        )
+        ctx.reply(status_of(ctx, Subject(ctx.nick, person), me=True))
         return
     me(ctx)
-    ctx.reply(views.status(ctx.session, rules(ctx), ctx.now, subject(ctx, target), me=False))
+    ctx.reply(status_of(ctx, subject(ctx, target), me=False))
 
 
 @plugin.command("trainees", usage="[page:int]", help="Who is in training or ready, with counts.")
@@ -226,7 +233,8 @@ def trainees(ctx: CommandContext, page: int | None = None) -> None:
         if ctx.channel:
             ctx.reply(f"{summary}; the list is in private")
         in_pages(ctx, items)
-        more = f"; say !trainees {min(number, pages) + 1} for more" if number < pages else ""
+        say = f"{ctx.prefix}trainees {min(number, pages) + 1}"
+        more = f"; say {say} for more" if number < pages else ""
         ctx.private(f"page {min(number, pages)} of {pages}{more}")
 
 

@@ -57,7 +57,7 @@ class LivechatConfig:
     welcome: str = option(DEFAULT_WELCOME, "what a new trainee is told happens next")
     channel_list_max: int = option(
         6,
-        "!trainees and !ready answer in the channel up to this many names, else privately",
+        "the trainee and ready lists answer in the channel up to this many names, else privately",
         minimum=0,
     )
     page_size: int = option(20, "entries per page when a list goes by private message", minimum=1)

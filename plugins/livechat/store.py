@@ -83,12 +83,17 @@ class OutboxNotifier:
 
 @dataclass(frozen=True)
 class Unit:
-    """One transaction's worth of context: session, time, settings, durable messages."""
+    """One transaction's worth of context: session, time, settings, durable messages.
+
+    ``prefix`` is ``[bot] prefix``, how texts spell a command ("say .promote Bob"): the rules
+    have no IRC in them, so whoever opens the unit (the IRC context, the command line) says.
+    """
 
     session: Session
     now: dt.datetime
     rules: LivechatConfig
     notifier: Notifier
+    prefix: str = "!"
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,9 @@ def change_role(
             raise Nothing(f"{nick} is already a {old.label}")
     elif which == "helper":
         if old >= Role.COORDINATOR:
-            raise WrongState(f"{nick} is a coordinator: !coordinator remove {nick} first")
+            raise WrongState(
+                f"{nick} is a coordinator: {unit.prefix}coordinator remove {nick} first"
+            )
         if old < Role.HELPER:
             raise Nothing(f"{nick} is not a helper")
         new = Role.NONE
@@ -128,7 +130,8 @@ def _catch_up(unit: Unit, person: Person, actor: Person | None, pinged: set[int]
     if total > CATCH_UP_NAMES:
         shown += f" and {total - CATCH_UP_NAMES} more"
     count = "1 trainee awaits" if total == 1 else f"{total} trainees await"
-    unit.notifier.notify(person.identity, f"{count} promotion: {shown} — say !ready", kind=CATCH_UP)
+    text = f"{count} promotion: {shown} — say {unit.prefix}ready"
+    unit.notifier.notify(person.identity, text, kind=CATCH_UP)
     log_event(unit, CATCH_UP, person, actor, None, shown)
 
 

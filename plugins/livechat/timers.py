@@ -3,7 +3,9 @@
 The original process broke because a ready trainee waited on one person's memory. Here a
 ready trainee not promoted within ``sla_hours`` makes the bot remind every coordinator, again
 every ``reminder_hours`` until someone acts; a trainee with no vouch for ``idle_days`` is
-reminded once, and closed ``idle_days`` later ("say !newhelper to come back"). All of it is
+reminded once, and closed ``idle_days`` later ("say !newhelper to come back", spelled with
+``[bot] prefix`` as every text is). A reminder names the trainee's identity and any earlier
+hold or rejection, as the ping does. All of it is
 written like the pings: outbox rows in the same transaction as the bookkeeping and the audit
 event, so a restart neither loses nor repeats a reminder. Each reminder replaces the earlier
 undelivered one about the same trainee, so someone away for a week finds one, not fourteen.
@@ -20,10 +22,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import or_, select, update
 
 from .models import CLOSED_IDLE, READY, TRAINING, Trainee
+from .past import Past, fit, past_of
 from .store import REMINDER, TO_TRAINEE, Unit, ago, coordinators, log_event, ref_of
+from .views import named
 from .workflow import close
 
-__all__ = ["TimerReport", "run_timers"]
+__all__ = ["TimerReport", "reminder_text", "run_timers"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +76,9 @@ def _sla_reminders(unit: Unit, report: TimerReport) -> None:
         .order_by(Trainee.ready_at)
     )
     keys = None
-    for trainee in unit.session.scalars(stmt).all():
+    due = unit.session.scalars(stmt).all()
+    earlier = past_of(unit.session, {t.person_id for t in due}) if due else {}
+    for trainee in due:
         n = trainee.sla_reminders + 1
         if not _claim(
             unit,
@@ -84,17 +90,29 @@ def _sla_reminders(unit: Unit, report: TimerReport) -> None:
             sla_reminders=n,
         ):
             continue
-        nick = trainee.person.name
-        text = (
-            f"Reminder: {nick} has been ready for {ago(now, trainee.ready_at)}, "
-            f"past the {rules.sla_hours:g}h promise. Say !promote {nick} (or !hold {nick} <why>)"
-        )
+        text = reminder_text(unit, trainee, earlier.get(trainee.person_id))
         unit.notifier.cancel_notifications(ref_of(trainee), kind=REMINDER)
         keys = keys if keys is not None else [c.identity for c in coordinators(unit.session)]
         for key in keys:
             unit.notifier.notify(key, text, kind=REMINDER, ref=ref_of(trainee))
         log_event(unit, "sla_reminder", trainee.person, None, trainee, f"reminder {n}")
         report.reminded.append(trainee.id)
+
+
+def reminder_text(unit: Unit, trainee: Trainee, past: Past | None) -> str:
+    """The SLA reminder: who (nick and identity), how long, any earlier hold or rejection,
+    what to say; one IRC line, like the ping."""
+    nick, say, waited = trainee.person.name, unit.prefix, ago(unit.now, trainee.ready_at)
+
+    def build(reason_bytes: int) -> str:
+        warning = f" {past.text(reason_bytes)}." if past else ""
+        return (
+            f"Reminder: {named(trainee.person)} has been ready for {waited}, "
+            f"past the {unit.rules.sla_hours:g}h promise.{warning} "
+            f"Say {say}promote {nick} (or {say}hold {nick} <why>)"
+        )
+
+    return fit(build)
 
 
 def _idle(unit: Unit, report: TimerReport) -> None:
@@ -128,7 +146,7 @@ def _idle(unit: Unit, report: TimerReport) -> None:
             unit.notifier.notify(
                 trainee.person.identity,
                 "Your training closed after a long time without vouches: "
-                "say !newhelper to come back.",
+                f"say {unit.prefix}newhelper to come back.",
                 kind=TO_TRAINEE,
                 ref=ref_of(trainee),
             )

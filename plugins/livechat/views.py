@@ -16,7 +16,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from .config import LivechatConfig
-from .models import ON_HOLD, OPEN, PROMOTED, READY, TRAINING, Event, Person, Trainee, Vouch
+from .models import OPEN, PROMOTED, READY, TRAINING, Event, Person, Trainee, Vouch
+from .past import Past, clip, past_of
 from .roles import Role
 from .store import Subject, ago, latest_attempt, open_attempt, stamp, voucher_column
 
@@ -25,11 +26,27 @@ __all__ = [
     "VouchLine",
     "counts",
     "history",
+    "identity_tag",
+    "named",
+    "ready_line",
     "ready_list",
     "status",
     "trainee_views",
     "trainees_page",
 ]
+
+
+def identity_tag(person: Person) -> str:
+    """The person's identity as a stable argument: ``account:bob`` in account mode, the
+    ``user@host`` key itself in hostmask mode (an account name never holds an ``@``)."""
+    key = person.identity
+    return key if "@" in key else f"account:{key}"
+
+
+def named(person: Person) -> str:
+    """``Bob (account:bob)``: the nick people know, and who that is whatever the nick."""
+    tag = identity_tag(person)
+    return f"{person.last_nick} ({tag})" if person.last_nick else tag
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,7 @@ class TraineeView:
     vouches: list[VouchLine]
     threshold: int
     overdue: bool
+    past: Past | None = None  # an earlier hold or rejection (only when asked for: see past=)
 
     @property
     def counted(self) -> list[VouchLine]:
@@ -76,9 +94,15 @@ class TraineeView:
 
 
 def trainee_views(
-    session: Session, rules: LivechatConfig, now: dt.datetime, trainees: Sequence[Trainee]
+    session: Session,
+    rules: LivechatConfig,
+    now: dt.datetime,
+    trainees: Sequence[Trainee],
+    *,
+    past: bool = False,
 ) -> list[TraineeView]:
-    """Views of several attempts with one query for all their standing vouches."""
+    """Views of several attempts with one query for all their standing vouches, and with
+    ``past`` one more for their people's earlier holds and rejections (:mod:`.past`)."""
     ids = [t.id for t in trainees]
     by_trainee: dict[int, list[VouchLine]] = {i: [] for i in ids}
     if ids:
@@ -96,25 +120,35 @@ def trainee_views(
         for trainee_id, name, role, created_at, note in session.execute(stmt):
             by_trainee[trainee_id].append(VouchLine(name, role, created_at, note))
     due = now - dt.timedelta(hours=rules.sla_hours)
+    earlier = past_of(session, {t.person_id for t in trainees}) if past else {}
     return [
         TraineeView(
             t,
             by_trainee[t.id],
             rules.threshold,
             overdue=t.state == READY and t.ready_at is not None and t.ready_at <= due,
+            past=earlier.get(t.person_id),
         )
         for t in trainees
     ]
 
 
 def status(
-    session: Session, rules: LivechatConfig, now: dt.datetime, subject: Subject, *, me: bool
+    session: Session,
+    rules: LivechatConfig,
+    now: dt.datetime,
+    subject: Subject,
+    *,
+    me: bool,
+    prefix: str,
 ) -> str:
-    """``!status``: state, vouches of the threshold, from whom, since when."""
+    """``!status``: state, vouches of the threshold, from whom, since when; an earlier hold
+    or rejection; ``prefix`` spells the commands it suggests."""
     person = subject.person
     who = "you are" if me else f"{subject.label} is"
+    start = f"{who} not a trainee (say {prefix}newhelper to start)"
     if person is None:
-        return f"{who} not a trainee (say !newhelper to start)"
+        return start
     trainee = open_attempt(session, person.id) or latest_attempt(session, person.id)
     if person.role >= Role.HELPER:
         line = f"{who} a {person.role.label}"
@@ -123,34 +157,45 @@ def status(
             line += f", promoted by {by} on {stamp(trainee.promoted_at)}"
         return line
     if trainee is None:
-        return f"{who} not a trainee (say !newhelper to start)"
-    view = trainee_views(session, rules, now, [trainee])[0]
+        return start
     since = ago(now, trainee.state_since)
-    if trainee.state == TRAINING:
-        return f"{who} in training for {since}, {view.tally()} vouches: {view.vouchers(now)}"
-    if trainee.state == READY:
-        late = ", OVERDUE" if view.overdue else ""
+    if not trainee.is_open:
+        held = ""
+        if trainee.hold_reason is not None:  # it ended while on hold: that stays on record
+            by = trainee.held_by.name if trainee.held_by else "?"
+            held = f", while on hold by {by}: {clip(trainee.hold_reason)}"
         return (
+            f"{who} not in training: {trainee.state} {since} ago "
+            f"({clip(trainee.close_reason)}){held}; {prefix}newhelper starts afresh"
+        )
+    view = trainee_views(session, rules, now, [trainee], past=True)[0]
+    earlier = f"; {view.past.text()}" if view.past else ""
+    if trainee.state == TRAINING:
+        line = f"{who} in training for {since}, {view.tally()} vouches: {view.vouchers(now)}"
+    elif trainee.state == READY:
+        late = ", OVERDUE" if view.overdue else ""
+        line = (
             f"{who} ready for {since}{late}, {view.tally()} vouches: {view.vouchers()}; "
             "waiting for a coordinator"
         )
-    if trainee.state == ON_HOLD:
+    else:
         by = trainee.held_by.name if trainee.held_by else "?"
-        return f"{who} on hold for {since} by {by}: {trainee.hold_reason}; {view.tally()} vouches"
-    return (
-        f"{who} not in training: {trainee.state} {since} ago ({trainee.close_reason}); "
-        "!newhelper starts afresh"
-    )
+        line = f"{who} on hold for {since} by {by}: {trainee.hold_reason}; {view.tally()} vouches"
+    return line + earlier
 
 
 def ready_line(view: TraineeView, now: dt.datetime, *, detail: bool = False) -> str:
-    """One ready trainee: vouchers, chat account, time waiting, overdue mark."""
+    """One ready trainee: who (nick and identity), vouchers, chat account, time waiting,
+    overdue mark, an earlier hold or rejection (if the view was made with ``past``)."""
     t = view.trainee
     account = t.chat_account or "no chat account"
     waiting = ago(now, t.ready_at)
-    line = f"{view.nick} {view.tally()} by {view.vouchers()}; {account}; waiting {waiting}"
+    who = named(t.person)
+    line = f"{who} {view.tally()} by {view.vouchers()}; {account}; waiting {waiting}"
     if view.overdue:
         line += " OVERDUE"
+    if view.past:
+        line += f"; {view.past.text()}"
     if detail:
         notes = "; ".join(f"{v.name}: {v.note}" for v in view.vouches if v.note)
         line += f"; registered {stamp(t.registered_at)}" + (f"; notes: {notes}" if notes else "")
@@ -166,7 +211,8 @@ def ready_list(
     late = func.sum(case((Trainee.ready_at <= due, 1), else_=0))
     total, overdue = session.execute(select(func.count(), late).where(ready)).one()
     stmt = select(Trainee).where(ready).order_by(Trainee.ready_at, Trainee.id).limit(limit)
-    return total, overdue or 0, trainee_views(session, rules, now, list(session.scalars(stmt)))
+    shown = list(session.scalars(stmt))
+    return total, overdue or 0, trainee_views(session, rules, now, shown, past=True)
 
 
 def counts(session: Session) -> dict[str, int]:

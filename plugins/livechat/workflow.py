@@ -58,6 +58,7 @@ from .models import (
     Trainee,
     Vouch,
 )
+from .past import clip, fit, past_of
 from .roles import Role
 from .store import (
     PING,
@@ -74,6 +75,7 @@ from .store import (
     ref_of,
     stamp,
 )
+from .views import named
 
 __all__ = [
     "AlreadyOnTeam",
@@ -91,6 +93,7 @@ __all__ = [
     "compare_and_set",
     "hold",
     "promote",
+    "ready_ping",
     "register",
     "reject",
     "require",
@@ -160,8 +163,8 @@ def require(actor: Person | None, role: Role) -> Person:
     return actor
 
 
-def _not_trainee(subject: Subject) -> NotATrainee:
-    return NotATrainee(f"{subject.label} is not a trainee (ask them to say !newhelper)")
+def _not_trainee(unit: Unit, subject: Subject) -> NotATrainee:
+    return NotATrainee(f"{subject.label} is not a trainee (ask them to say {unit.prefix}newhelper)")
 
 
 def _promoted_text(nick: str, trainee: Trainee) -> str:
@@ -173,7 +176,7 @@ def _attempt_for(unit: Unit, subject: Subject) -> Trainee:
     """The named person's open attempt, locked, or the refusal that says why there is none."""
     person = subject.person
     if person is None:
-        raise _not_trainee(subject)
+        raise _not_trainee(unit, subject)
     trainee = open_attempt(unit.session, person.id, lock=True)
     if trainee is not None:
         return trainee
@@ -182,7 +185,7 @@ def _attempt_for(unit: Unit, subject: Subject) -> Trainee:
         raise AlreadyPromoted(_promoted_text(subject.nick, last))
     if person.role >= Role.HELPER:
         raise AlreadyPromoted(f"{subject.nick} is already a {person.role.label}")
-    raise _not_trainee(subject)
+    raise _not_trainee(unit, subject)
 
 
 def compare_and_set(
@@ -228,15 +231,12 @@ def settle(
         ):
             return None, []
         log_event(unit, "ready", trainee.person, actor, trainee, f"{count}/{threshold}")
-        nick = trainee.person.name
-        names = ", ".join(v.voucher.name for v in vouches)
-        account = f"; chat account {trainee.chat_account}" if trainee.chat_account else ""
-        text = f"{nick} is ready for promotion ({count} vouches: {names}{account}). "
+        text = ready_ping(unit, trainee, vouches)
         keys = [c.identity for c in coordinators(unit.session)]
         if not keys:
-            logger.warning("%s is ready but there is no coordinator to tell", nick)
+            logger.warning("%s is ready but there is no coordinator to tell", trainee.person.name)
         for key in keys:
-            unit.notifier.notify(key, text + f"Say !promote {nick}", kind=PING, ref=ref_of(trainee))
+            unit.notifier.notify(key, text, kind=PING, ref=ref_of(trainee))
         _tell_trainee(unit, trainee, "You are ready: a coordinator will add you to the team soon.")
         return READY, keys
     if trainee.state == READY and count < threshold:
@@ -248,6 +248,25 @@ def settle(
         cancel_pings(unit, trainee)
         return TRAINING, []
     return None, []
+
+
+def ready_ping(unit: Unit, trainee: Trainee, vouches: list[Vouch]) -> str:
+    """The coordinators' ping: who (nick and identity), vouchers, chat account, any earlier
+    hold or rejection (:mod:`.past`), and what to say. One IRC line: the names are few (the
+    threshold) and a quoted reason is clipped."""
+    person = trainee.person
+    names = ", ".join(v.voucher.name for v in vouches)
+    account = f"; chat account {clip(trainee.chat_account, 40)}" if trainee.chat_account else ""
+    past = past_of(unit.session, [person.id]).get(person.id)
+
+    def build(reason_bytes: int) -> str:
+        warning = f" {past.text(reason_bytes)}." if past else ""
+        return (
+            f"{named(person)} is ready for promotion ({len(vouches)} vouches: {names}{account})."
+            f"{warning} Say {unit.prefix}promote {person.name}"
+        )
+
+    return fit(build)
 
 
 def register(unit: Unit, person: Person, chat_account: str | None = None) -> Registration:
@@ -342,12 +361,12 @@ def promote(unit: Unit, actor: Person | None, subject: Subject) -> Trainee:
     actor = require(actor, Role.COORDINATOR)
     person = subject.person
     if person is None:
-        raise _not_trainee(subject)
+        raise _not_trainee(unit, subject)
     trainee = open_attempt(unit.session, person.id) or latest_attempt(unit.session, person.id)
     if trainee is None or trainee.state in (REJECTED, WITHDRAWN, "closed"):
         if person.role >= Role.HELPER:
             raise AlreadyPromoted(f"{subject.nick} is already a {person.role.label}")
-        raise _not_trainee(subject)
+        raise _not_trainee(unit, subject)
     won = trainee.state == READY and compare_and_set(
         unit,
         trainee,
@@ -363,7 +382,9 @@ def promote(unit: Unit, actor: Person | None, subject: Subject) -> Trainee:
         if trainee.state == PROMOTED:
             raise AlreadyPromoted(_promoted_text(subject.nick, trainee))
         if trainee.state == ON_HOLD:
-            raise WrongState(f"{subject.nick} is on hold ({trainee.hold_reason}): !unhold first")
+            raise WrongState(
+                f"{subject.nick} is on hold ({trainee.hold_reason}): {unit.prefix}unhold first"
+            )
         count = count_vouches(unit.session, trainee.id)
         raise WrongState(
             f"{subject.nick} is in training ({count}/{unit.rules.threshold} vouches), not ready"
@@ -422,7 +443,12 @@ def unhold(unit: Unit, actor: Person | None, subject: Subject) -> tuple[Trainee,
 
 
 def close(unit: Unit, trainee: Trainee, state: str, actor: Person | None, reason: str) -> bool:
-    """End an open attempt (rejected, withdrawn, closed); the record stays as history."""
+    """End an open attempt (rejected, withdrawn, closed); the record stays as history.
+
+    A hold stays on the row (``hold_reason``, ``held_by_id``): an attempt that ended while on
+    hold says so for good, and the person's next attempt carries it (:mod:`.past`). Only
+    ``!unhold`` clears a hold.
+    """
     closed_by = actor.id if actor else None
     values = dict(closed_at=unit.now, closed_by_id=closed_by, close_reason=reason)
     if not compare_and_set(unit, trainee, OPEN, state=state, state_since=unit.now, **values):
@@ -430,7 +456,11 @@ def close(unit: Unit, trainee: Trainee, state: str, actor: Person | None, reason
     person = trainee.person
     if person.role == Role.TRAINEE:
         person.role = Role.NONE
-    log_event(unit, state, person, actor, trainee, reason)
+    detail = reason
+    if trainee.hold_reason is not None:  # ended while on hold
+        by = trainee.held_by.name if trainee.held_by else "?"
+        detail += f" (while on hold by {by}: {trainee.hold_reason})"
+    log_event(unit, state, person, actor, trainee, detail)
     cancel_pings(unit, trainee)
     return True
 

@@ -122,7 +122,10 @@ def test_the_vouch_that_reaches_the_threshold_pings_each_coordinator_once(team: 
     assert team.state("alice") == "ready"
     pings = team.outbox("ping")
     assert sorted(p.recipient for p in pings) == sorted(COORDINATORS)
-    assert all("alice is ready" in p.text and "alice_spark" in p.text for p in pings)
+    assert {p.text for p in pings} == {
+        "alice (account:alice) is ready for promotion (2 vouches: bob, erin; "
+        "chat account alice_spark). Say !promote alice"
+    }
     assert "You are ready" in team.outbox("trainee")[-1].text
     team.vouch("frank", "alice")  # a third vouch: no second transition, no second ping
     assert len(team.outbox("ping")) == 2
@@ -210,8 +213,11 @@ def test_reject_keeps_the_reason_and_newhelper_starts_afresh(team: Team) -> None
             ("rejected", "never shadowed a chat"),
             ("training", None),
         ]
-        assert views.status(u.session, team.rules, u.now, team.subject(u, "alice"), me=False) == (
-            "alice is in training for 0m, 0/2 vouches: none yet"
+        assert views.status(
+            u.session, team.rules, u.now, team.subject(u, "alice"), me=False, prefix="!"
+        ) == (
+            "alice is in training for 0m, 0/2 vouches: none yet; "
+            f"previously rejected: never shadowed a chat (by carol, {u.now:%Y-%m-%d})"
         )
 
 
@@ -293,7 +299,9 @@ def test_removing_a_helper_keeps_their_vouches_on_record_but_not_counted(team: T
     assert team.outbox("ping") == []
     with team.unit() as u:
         assert u.session.scalar(select(Vouch).where(Vouch.retracted_at.is_(None))) is not None
-        status = views.status(u.session, team.rules, u.now, team.subject(u, "alice"), me=False)
+        status = views.status(
+            u.session, team.rules, u.now, team.subject(u, "alice"), me=False, prefix="!"
+        )
         assert "1/2 vouches" in status and "not counted: bob" in status
     change = team.change_role("carol", "helper", "add", "bob")  # back: the vouch counts again
     assert [state for _, state in change.moved] == ["ready"]
