@@ -161,10 +161,20 @@ def nothing_more(client: IRCTestClient, pattern: str) -> None:
     nothing_before_pong(client, BOT, pattern)
 
 
-def ping(nick: str, vouchers: str, account: str = "") -> str:
-    """The exact text of a coordinator's ping about ``nick``."""
+def key(nick: str) -> str:
+    """The identity of the person whose connection is ``nick``'s: ``~ident@127.0.0.1``."""
+    return f"~{IDENTS[nick]}@127.0.0.1"
+
+
+def ping(nick: str, vouchers: str, account: str = "", past: str = "") -> str:
+    """The exact text of a coordinator's ping about ``nick`` (``past``: an earlier hold or
+    rejection it quotes)."""
     chat = f"; chat account {account}" if account else ""
-    return f"{nick} is ready for promotion (2 vouches: {vouchers}{chat}). Say !promote {nick}"
+    earlier = f" {past}." if past else ""
+    return (
+        f"{nick} ({key(nick)}) is ready for promotion (2 vouches: {vouchers}{chat})."
+        f"{earlier} Say !promote {nick}"
+    )
 
 
 @contextlib.contextmanager
@@ -360,13 +370,13 @@ def test_ready_in_detail_shows_a_removed_helpers_vouch_as_not_counted(room: Room
     room.bot.clock.advance(hours=3)
     registered = stamp(trainee_times(room, "hmtrain")["registered"])
     assert said(room.coord1, "!ready hm_trainee") == (
-        "hm_trainee 2/2 by hm_helper1, hm_helper2, not counted: hm_helper3; spark_t1; "
-        f"waiting 3h; registered {registered}; "
+        f"hm_trainee ({key('hm_trainee')}) 2/2 by hm_helper1, hm_helper2, not counted: "
+        f"hm_helper3; spark_t1; waiting 3h; registered {registered}; "
         "notes: hm_helper1: calm with upset users; hm_helper3: knows the macros"
     )
     assert said(room.coord1, "!ready") == (
-        "1 ready for promotion, 0 overdue: hm_trainee 2/2 by hm_helper1, hm_helper2, "
-        "not counted: hm_helper3; spark_t1; waiting 3h"
+        f"1 ready for promotion, 0 overdue: hm_trainee ({key('hm_trainee')}) 2/2 by "
+        "hm_helper1, hm_helper2, not counted: hm_helper3; spark_t1; waiting 3h"
     )
     assert said(room.helper1, "!status hm_trainee") == (
         "hm_trainee is ready for 3h, 2/2 vouches: hm_helper1, hm_helper2, not counted: "
@@ -565,10 +575,19 @@ def test_reject_keeps_the_reason_and_newhelper_starts_afresh(room: Room) -> None
         f"hm_tc is not in training: rejected 0m ago ({reason}); !newhelper starts afresh"
     )
     assert said(room.tc, "!newhelper") == WELCOMED.replace("welcome!", "welcome back!")
-    assert (
-        said(room.nobody, "!status hm_tc") == "hm_tc is in training for 0m, 0/2 vouches: none yet"
+    # The new attempt carries the rejection: whoever looks sees it.
+    assert said(room.nobody, "!status hm_tc") == (
+        f"hm_tc is in training for 0m, 0/2 vouches: none yet; {rejected_tc(room)}"
     )
     assert attempts(room, "hmtc") == [("rejected", reason), ("training", None)]
+
+
+def rejected_tc(room: Room) -> str:
+    """What pings and !status say of hm_tc's first attempt, rejected by hm_coord1."""
+    closed = room.query(
+        lambda s: s.scalar(select(Trainee.closed_at).where(Trainee.state == "rejected"))
+    )
+    return f"previously rejected: never shadowed a chat (by hm_coord1, {closed:%Y-%m-%d})"
 
 
 def test_withdraw_leaves_training_and_newhelper_comes_back(room: Room) -> None:
@@ -628,7 +647,8 @@ def test_helper_add_and_remove_follow_the_person_not_the_nick(room: Room) -> Non
             "hm_nobody_x is no longer a helper; their vouches stay on record but no longer count"
         )
         assert said(room.helper1, "!status hm_tc") == (
-            "hm_tc is in training for 0m, 0/2 vouches: not counted: hm_nobody_x"
+            "hm_tc is in training for 0m, 0/2 vouches: not counted: hm_nobody_x; "
+            + rejected_tc(room)
         )
         # Back on the team, their vouch counts again; a second makes hm_tc ready...
         assert said(room.coord1, "!helper add hm_nobody_x") == "hm_nobody_x is now a helper"
@@ -636,7 +656,9 @@ def test_helper_add_and_remove_follow_the_person_not_the_nick(room: Room) -> Non
             "vouched for hm_tc: 2/2, ready; coordinators are pinged"
         )
         for coordinator in (room.coord1, room.coord2):
-            assert private(coordinator, "hm_tc") == ping("hm_tc", "hm_nobody_x, hm_helper1")
+            assert private(coordinator, "hm_tc") == ping(
+                "hm_tc", "hm_nobody_x, hm_helper1", past=rejected_tc(room)
+            )
         # ...and removing them again takes hm_tc back to training.
         assert said(room.coord1, "!helper remove hm_nobody_x") == (
             "hm_nobody_x is no longer a helper; their vouches stay on record but no longer "
@@ -644,5 +666,6 @@ def test_helper_add_and_remove_follow_the_person_not_the_nick(room: Room) -> Non
         )
     assert said(room.nobody, "!vouch hm_tc") == "!vouch is for helpers only."
     assert said(room.helper1, "!status hm_tc") == (
-        "hm_tc is in training for 0m, 1/2 vouches: hm_helper1 0m ago, not counted: hm_nobody_x"
+        "hm_tc is in training for 0m, 1/2 vouches: hm_helper1 0m ago, not counted: hm_nobody_x; "
+        + rejected_tc(room)
     )

@@ -179,8 +179,13 @@ def delivered(room: Room, expected: list[tuple[str, bool]], timeout: float = 5) 
         time.sleep(0.02)
 
 
+def named(nick: str) -> str:
+    """``nick (~ident@127.0.0.1)``: how pings, reminders and !ready name a trainee."""
+    return f"{nick} (~{IDENTS[nick]}@127.0.0.1)"
+
+
 def ping(nick: str, vouchers: str) -> str:
-    return f"{nick} is ready for promotion (2 vouches: {vouchers}). Say !promote {nick}"
+    return f"{named(nick)} is ready for promotion (2 vouches: {vouchers}). Say !promote {nick}"
 
 
 def at_once(*actions: Callable[[], None]) -> None:
@@ -247,7 +252,7 @@ def test_two_coordinators_promoting_at_once_make_one_promotion(
             for helper in (people.helper1, people.helper2):
                 room.said(helper, f"!vouch {name}")
             for coordinator in coordinators:
-                room.private(coordinator, rf"^{name} is ready for promotion")
+                room.private(coordinator, rf"^{re.escape(named(name))} is ready for promotion")
         for round_, trainee in enumerate(trainees, start=1):
             name = trainee.current_nick
             at_once(*(lambda c=c, n=name: room.send(c, f"!promote {n}") for c in coordinators))
@@ -355,7 +360,7 @@ def test_sla_reminders_and_the_idle_close_run_on_the_clock(
                 assert room.private(coordinator, "ready") == ping("hr_t1", "hr_helper1, hr_helper2")
 
             # The promise is 24 hours: nothing a minute before, a reminder at 24h.
-            reminder = "Reminder: hr_t1 has been ready for {}, past the 24h promise. "
+            reminder = f"Reminder: {named('hr_t1')} has been ready for {{}}, past the 24h promise. "
             reminder += "Say !promote hr_t1 (or !hold hr_t1 <why>)"
             timers_after(hours=23, minutes=59)
             room.nothing_more(coordinators, "Reminder")
@@ -363,12 +368,13 @@ def test_sla_reminders_and_the_idle_close_run_on_the_clock(
             for coordinator in coordinators:
                 assert room.private(coordinator, "Reminder") == reminder.format("24h")
             assert room.said(people.coord1, "!ready") == (
-                "1 ready for promotion, 1 overdue: hr_t1 2/2 by hr_helper1, hr_helper2; "
-                "no chat account; waiting 24h OVERDUE"
+                f"1 ready for promotion, 1 overdue: {named('hr_t1')} 2/2 by hr_helper1, "
+                "hr_helper2; no chat account; waiting 24h OVERDUE"
             )
             registered = room.query(lambda s: s.scalar(select(Trainee.registered_at)))
             assert room.said(people.coord2, "!ready hr_t1") == (
-                "hr_t1 2/2 by hr_helper1, hr_helper2; no chat account; waiting 24h OVERDUE; "
+                f"{named('hr_t1')} 2/2 by hr_helper1, hr_helper2; no chat account; "
+                "waiting 24h OVERDUE; "
                 f"registered {stamp(registered)}"
             )
             assert room.said(people.helper1, "!status hr_t1") == (

@@ -59,7 +59,10 @@ LIVECHAT = {
     ],
 }
 WELCOMED = f"welcome! You are now a trainee; 2 helpers' vouches make you ready. {DEFAULT_WELCOME}"
-PING = "hs_t1 is ready for promotion (2 vouches: hs_h1, hs_h2). Say !promote hs_t1"
+PING = (
+    "hs_t1 (~hstrain1@127.0.0.1) is ready for promotion (2 vouches: hs_h1, hs_h2). "
+    "Say !promote hs_t1"
+)
 
 
 def key(nick: str) -> str:
@@ -250,7 +253,9 @@ def test_a_masked_coordinator_arriving_while_a_trainee_waits_is_told_once(
     c3.join(room.channel)
     c3.nick("hs_c3_x")
     room.nothing_private(c3, "")
-    assert room.said(c3, "!ready").startswith("1 ready for promotion, 0 overdue: hs_t1 2/2")
+    assert room.said(c3, "!ready").startswith(
+        "1 ready for promotion, 0 overdue: hs_t1 (~hstrain1@127.0.0.1) 2/2"
+    )
     room.delivered("catch_up", [(key("hs_c3"), True)])
     assert room.outbox("ping") == [(key("hs_c1"), True)]
     assert room.count(Event, Event.kind == "catch_up") == 1

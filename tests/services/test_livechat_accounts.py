@@ -124,9 +124,11 @@ def says(pattern: str, text: str) -> None:
 
 
 def ping_pattern(trainee_nick: str) -> str:
-    return (
-        rf"^{re.escape(trainee_nick)} is ready for promotion\b.*!promote {re.escape(trainee_nick)}"
-    )
+    """A coordinator's ping: the nick, the services account (here the same name, folded) in
+    the form ``!promote`` will take, and what to say."""
+    nick = re.escape(trainee_nick)
+    account = re.escape(f"account:{trainee_nick.lower()}")
+    return rf"^{nick} \({account}\) is ready for promotion\b.*!promote {nick}$"
 
 
 # -- the story of trainee 1 ------------------------------------------------------------------------
