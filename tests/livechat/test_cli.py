@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -187,3 +188,36 @@ def test_the_real_ircbot_command_runs_the_plugin_cli(config_file: Path, seeded: 
     assert sorted(r["nick"] for r in json.loads(done.stdout)) == ["alice", "zoe"]
     with seeded.unit() as u:
         assert u.session.scalar(select(Person).where(Person.identity == "alice")) is not None
+
+
+def test_the_shell_spells_the_bots_prefix(config_file: Path, seeded: Team, tmp_path: Path) -> None:
+    """The shell runs no bot, but what it shows and queues names the bot's commands with
+    ``[bot] prefix``: ``trainee show``, a CLI promotion's refusal, the backlog notice and
+    the ping an import causes."""
+    config_file.write_text(
+        config_file.read_text(encoding="utf-8") + '\n[bot]\nprefix = "."\n', encoding="utf-8"
+    )
+    runner = CliRunner()
+
+    def cli(*args: str) -> Result:
+        return runner.invoke(main, ["-c", str(config_file), *args], catch_exceptions=False)
+
+    seeded.hold("carol", "zoe", "one more chat first")
+    refused = cli("trainee", "promote", "zoe", "--by", "carol")
+    assert refused.exit_code == 2
+    assert "zoe is on hold (one more chat first): .unhold first" in refused.stderr
+    seeded.withdraw("zoe")
+    shown = cli("trainee", "show", "zoe")
+    assert re.fullmatch(
+        r"zoe is not in training: withdrawn 2d 2\dh ago \(withdrew\), while on hold by carol: "
+        r"one more chat first; \.newhelper starts afresh",
+        shown.stdout.splitlines()[0],
+    ), shown.stdout
+    backlog = tmp_path / "backlog.csv"
+    backlog.write_text("account,nick,vouchers\npaula,Paula,bob erin\n")
+    assert cli("trainee", "import", str(backlog)).exit_code == 0
+    (notice, _) = (m.text for m in seeded.outbox("backlog"))
+    assert notice == "1 people from the sign-up backlog are now trainees: Paula. See .trainees"
+    assert {m.text for m in seeded.outbox("ping") if "Paula" in m.text} == {
+        "Paula (account:paula) is ready for promotion (2 vouches: bob, erin). Say .promote Paula"
+    }
