@@ -921,7 +921,7 @@ def sequence(
                 h1, BOT, f"!vouch {nick}", f"vouched for {nick}: {before + 1}/2, {state}"
             )
             if ready:  # the ping reaches the coordinator online (after a WHOIS: no away-notify)
-                expect(coord, BOT, f"{nick} is ready for promotion", after="!vouch")
+                expect(coord, BOT, f"{nick} (~", after="!vouch")  # "nick (identity) is ready"
                 pinged.append(time.perf_counter() - t0)
             # The trainee's outbox notes, in the order they are sent: then the bot is idle.
             expect(trainee, BOT, "You are ready" if ready else "vouched for you", after="!vouch")

@@ -24,9 +24,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ScalarSelect, Select, and_, bindparam, func, or_, select
+from sqlalchemy.orm import Session
 
 from ircbot.lines import text_budget
 
@@ -80,7 +81,7 @@ def fit(build: Callable[[int], str], budget: int = LINE_BYTES) -> str:
     return text if over <= 0 else build(max(12, REASON_BYTES - over))
 
 
-def _name(person_id: object) -> object:
+def _name(person_id: Any) -> ScalarSelect[Any]:
     """The name of a person by id, as a scalar subquery (a primary-key lookup)."""
     return (
         select(func.coalesce(Person.last_nick, Person.identity))
@@ -89,27 +90,32 @@ def _name(person_id: object) -> object:
     )
 
 
-def past_of(session: Session, person_ids: Iterable[int]) -> dict[int, Past]:
-    """``{person id: Past}`` for those of ``person_ids`` who have such a record; one query."""
-    ids = sorted(set(person_ids))
-    if not ids:
-        return {}
-    earlier = aliased(Trainee)
+def _statement() -> Select[Any]:
+    """The one query, built once: the latest warning attempt of each person of ``:ids``,
+    with the names of who held and who closed it and when it was put on hold.
+
+    Per person, a correlated ``max(id)`` on ``(person_id, id)``: with a plain
+    ``person_id IN (...) GROUP BY`` SQLite preferred, for a list of ids, to walk every
+    rejected and withdrawn attempt by the state index (the whole history), not the few of
+    the people asked about.
+    """
+    earlier = Trainee.__table__.alias("earlier")
     warning = or_(
-        earlier.state == REJECTED,
-        and_(earlier.state.in_((WITHDRAWN, CLOSED_IDLE)), earlier.hold_reason.is_not(None)),
+        earlier.c.state == REJECTED,
+        and_(earlier.c.state.in_((WITHDRAWN, CLOSED_IDLE)), earlier.c.hold_reason.is_not(None)),
     )
-    latest = (
-        select(func.max(earlier.id))
-        .where(earlier.person_id.in_(ids), warning)
-        .group_by(earlier.person_id)
+    latest_of_person = (
+        select(func.max(earlier.c.id))
+        .where(earlier.c.person_id == Person.id, warning)
+        .scalar_subquery()
     )
+    latest = select(latest_of_person).where(Person.id.in_(bindparam("ids", expanding=True)))
     held_at = (
         select(func.max(Event.at))
         .where(Event.trainee_id == Trainee.id, Event.kind == "held")
         .scalar_subquery()
     )
-    stmt = select(
+    return select(
         Trainee.id,
         Trainee.person_id,
         Trainee.state,
@@ -120,8 +126,19 @@ def past_of(session: Session, person_ids: Iterable[int]) -> dict[int, Past]:
         _name(Trainee.closed_by_id),
         held_at,
     ).where(Trainee.id.in_(latest))
+
+
+_PAST = _statement()
+
+
+def past_of(session: Session, person_ids: Iterable[int]) -> dict[int, Past]:
+    """``{person id: Past}`` for those of ``person_ids`` who have such a record; one query."""
+    ids = sorted(set(person_ids))
+    if not ids:
+        return {}
+    rows = session.execute(_PAST, {"ids": ids})
     found: dict[int, Past] = {}
-    for row in session.execute(stmt):
+    for row in rows:
         tid, pid, state, hold_reason, close_reason, closed_at, held_by, closed_by, held = row
         if state == REJECTED:
             found[pid] = Past(tid, state, close_reason, closed_by or "?", closed_at, closed_at)
