@@ -72,7 +72,7 @@ def ready_trainee(server: NgircdServer) -> RawClient:
     said(trainee, "!newhelper", b"trainee")
     said(help1, "!vouch cj_train", b"cj_help1:")
     said(help2, "!vouch cj_train", b"cj_help2:")
-    coord.wait_for(b"PRIVMSG cj_coord :cj_train is ready for promotion")
+    coord.wait_for(b"PRIVMSG cj_coord :cj_train (")  # "cj_train (~ident@host) is ready ..."
     for client in people:
         client.close()
     return coord

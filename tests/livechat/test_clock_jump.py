@@ -83,7 +83,11 @@ def test_fifteen_days_forward_then_back(ngircd: NgircdServer, irc_client, tmp_pa
             helper = irc_client(nick, channels=(CHAN,), user=user)
             helper.say(CHAN, "!vouch cj_trainee")
             helper.expect(rf"^{nick}: ", source=BOT, target=CHAN)
-        coord.expect(r"^cj_trainee is ready for promotion", source=BOT, target="cj_coord")
+        coord.expect(
+            r"^cj_trainee \(~cjtrain@127\.0\.0\.1\) is ready for promotion",
+            source=BOT,
+            target="cj_coord",
+        )
 
         # 15 days ahead, while it runs.
         cpu_before = cpu_seconds(bot.pid)
@@ -96,7 +100,8 @@ def test_fifteen_days_forward_then_back(ngircd: NgircdServer, irc_client, tmp_pa
 
         # One reminder for the 15 days, not one per missed minute (nor per 12-hour period).
         assert coord.expect(r"^Reminder:", source=BOT, target="cj_coord").text == (
-            "Reminder: cj_trainee has been ready for 15d, past the 24h promise. "
+            "Reminder: cj_trainee (~cjtrain@127.0.0.1) has been ready for 15d, past the 24h "
+            "promise. "
             "Say !promote cj_trainee (or !hold cj_trainee <why>)"
         )
         nothing_before_pong(coord, BOT, r"^Reminder:")

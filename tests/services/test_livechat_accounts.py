@@ -123,11 +123,11 @@ def says(pattern: str, text: str) -> None:
     assert re.search(pattern, text, re.IGNORECASE), f"{text!r} does not match {pattern!r}"
 
 
-def ping_pattern(trainee_nick: str) -> str:
-    """A coordinator's ping: the nick, the services account (here the same name, folded) in
-    the form ``!promote`` will take, and what to say."""
+def ping_pattern(trainee_nick: str, account_name: str) -> str:
+    """A coordinator's ping: the nick, the services account in the form ``!promote`` will
+    take (``account:NAME``, whatever nick they use), and what to say."""
     nick = re.escape(trainee_nick)
-    account = re.escape(f"account:{trainee_nick.lower()}")
+    account = re.escape(f"account:{account_name}")
     return rf"^{nick} \({account}\) is ready for promotion\b.*!promote {nick}$"
 
 
@@ -194,7 +194,7 @@ def test_a_helper_who_changes_nick_vouches_as_themself(bot: ServicesBot, people:
         says(rf"^vouched for {trainee}\b.*\b2/2\b.*\bready\b", reply)
     # Both coordinators are logged in and present: pinged privately at once.
     for coordinator in (people.coord, people.coord2):
-        ping = bot.expect(coordinator, ping_pattern(trainee), target=coordinator.nick)
+        ping = bot.expect(coordinator, ping_pattern(trainee, "wftrainee1"), target=coordinator.nick)
         assert "wfhelper1" in ping and "wfhelper2-afk" in ping, ping
     bot.expect(people.trainee1, r"^You are ready\b")
 
@@ -232,8 +232,8 @@ def test_the_held_ping_is_delivered_when_the_coordinator_logs_in(
     try:
         says(r"\b1/2\b.*\btraining\b", ask(bot, people.helper1, f"!vouch {trainee}"))
         says(r"\b2/2\b.*\bready\b", ask(bot, people.helper2, f"!vouch {trainee}"))
-        bot.expect(people.coord, ping_pattern(trainee), target=people.coord.nick)
+        bot.expect(people.coord, ping_pattern(trainee, "wftrainee2"), target=people.coord.nick)
         bot.expect_none(late)
     finally:
         late.nickserv_identify("wfcoord2", ACCOUNTS["wfcoord2"])
-    bot.expect(late, ping_pattern(trainee), target=late.nick, timeout=5)
+    bot.expect(late, ping_pattern(trainee, "wftrainee2"), target=late.nick, timeout=5)
