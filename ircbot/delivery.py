@@ -78,7 +78,19 @@ class Delivery:
             self.attempt(key)
 
     def sweep(self) -> None:
-        """Try everyone with something waiting (periodic; catches 'back from away')."""
+        """Try everyone with something waiting (periodic; catches 'back from away').
+
+        Who has something waiting is read again from the outbox first: rows another process
+        wrote (``ircbot trainee import`` from the shell while the bot runs) would otherwise
+        wait for a restart, or for the next message to the same person written by the bot.
+        """
+        try:
+            with reading(self.session_factory) as session:
+                self.pending |= outbox.pending_recipients(session)
+        except Exception as exc:
+            if not is_busy(exc):
+                raise
+            logger.warning("database busy: the sweep tries whom it already knew of")
         for key in list(self.pending):
             self.attempt(key)
 

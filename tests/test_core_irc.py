@@ -439,6 +439,22 @@ def test_outbox_message_waits_for_its_recipient_and_arrives_once(corebot, user):
     nothing_before_pong(late, BOT, r"vouch")
 
 
+def test_a_row_another_process_wrote_is_sent_by_the_next_sweep(corebot, user):
+    """``ircbot trainee import`` from the shell writes rows the running bot was never told
+    about: the periodic sweep reads who has something waiting, so they do not wait for a
+    restart (the month's simulation found the import's pings waiting 19 hours)."""
+    here = user("ob_shell")
+    with transaction(corebot.bot.session_factory) as session:  # as the shell would: no notified()
+        message = outbox.enqueue(session, "~ob_shell@127.0.0.1", "imported: bl_00", now=utcnow())
+        session.flush()
+        message_id = message.id
+    nothing_before_pong(here, BOT, r"imported")
+    assert delivered_at(corebot, message_id) is None
+    corebot.call(corebot.bot.delivery.sweep)
+    here.expect(r"^imported: bl_00$", source=BOT, target="ob_shell")
+    assert delivered_at(corebot, message_id) is not None
+
+
 def test_outbox_message_for_someone_present_arrives_at_once(corebot, user):
     here = user("ob_here")
     message_id = enqueue(corebot, "~ob_here@127.0.0.1", "you are ready for review")
