@@ -62,6 +62,11 @@ class Resolver:
         self.timeout = timeout
         self._pending: dict[str, _Pending] = {}
 
+    @property
+    def busy(self) -> bool:
+        """A lookup is in flight (its answer may still make the bot send something)."""
+        return bool(self._pending)
+
     def resolve(
         self,
         nicks: Sequence[str],
