@@ -300,7 +300,7 @@ class World:
         step = dt.timedelta(hours=p.reminder_hours)
         t = first
         while t < self.plan.end:
-            for s in (1, 61):
+            for s in (0, 60):  # the timers job runs at most a minute after the mark
                 self.at(t + dt.timedelta(seconds=s), lambda: None)
             t += step
 
