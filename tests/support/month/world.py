@@ -494,7 +494,9 @@ class World:
 
 
 #: A ping or a reminder about one trainee, as the coordinators receive them.
-ABOUT = re.compile(r"^(?:Reminder: )?(?P<nick>\S+) (?:is ready for promotion|has been ready)")
+ABOUT = re.compile(
+    r"^(?:Reminder: )?(?P<nick>\S+)(?: \([^()]*\))? (?:is ready for promotion|has been ready)"
+)
 #: The one message a new coordinator gets naming the trainees already waiting.
 CATCH_UP = re.compile(r"^\d+ trainees? awaits? promotion: (?P<names>.+?)(?: and \d+ more)? — ")
 
