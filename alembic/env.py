@@ -23,7 +23,9 @@ from collections.abc import Sequence
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-import ircbot.outbox  # noqa: F401  (registers the core tables on Base.metadata)
+# The core's tables are registered on Base.metadata by importing their modules.
+import ircbot.outbound
+import ircbot.outbox  # noqa: F401
 from alembic import context
 from ircbot.storage import Base, make_engine
 

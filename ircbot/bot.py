@@ -22,20 +22,24 @@ from typing import Any
 from irc.client import Event
 from sqlalchemy.engine import Engine
 
-from ircbot import outbox, storage
+from ircbot import outbound, outbox, storage
 from ircbot.clock import Clock, SystemClock
 from ircbot.config import Config
 from ircbot.context import JobContext, LiveNetworkView
+from ircbot.courier import HOLD_ENV, Courier
 from ircbot.delivery import Delivery
 from ircbot.dispatch import Dispatcher, RateLimiter
 from ircbot.identity import Identity
 from ircbot.identity_policy import make_policy
 from ircbot.jobs import JobRunner, clamp
+from ircbot.mailer import Mailer, SmtpTarget
 from ircbot.network import NetworkState
+from ircbot.outbound import OutOfBand
 from ircbot.outqueue import Lane
 from ircbot.plugin import Job, Plugin
 from ircbot.resolver import Resolver
 from ircbot.transport import Transport
+from ircbot.webhook import WebhookPoster
 
 __all__ = ["Bot"]
 
@@ -60,6 +64,35 @@ def _seen_call(
     handler: Callable[..., Any], ctx: JobContext, *, identity: Identity, nick: str
 ) -> None:
     handler(ctx, identity, nick)
+
+
+def make_courier(config: Config, session_factory: Any, clock: Clock) -> Courier:
+    """The sender of mail and webhook posts ``[notify]`` asks for (it sends nothing, and
+    starts no thread, when neither URL is set). Secrets are read here, at start."""
+    notify = config.notify
+    mailer = poster = None
+    if notify.smtp_url:
+        mailer = Mailer(
+            SmtpTarget.from_url(notify.smtp_url),
+            password=config.smtp_password(),
+            timeout=notify.timeout,
+            verify=notify.smtp_tls_verify,
+        )
+    if notify.webhook_url:
+        poster = WebhookPoster(
+            notify.webhook_url, config.webhook_secret() or "", timeout=notify.timeout
+        )
+    environ = os.environ if config.environ is None else config.environ
+    return Courier(
+        session_factory,
+        clock,
+        mailer=mailer,
+        mail_from=notify.mail_from,
+        poster=poster,
+        retry_min=notify.retry_min,
+        retry_max=notify.retry_max,
+        hold_after_send=environ.get(HOLD_ENV) == "1",
+    )
 
 
 def _tags(event: Event) -> dict[str, str | None]:
@@ -87,6 +120,12 @@ class Bot:
             statement_timeout=config.database.statement_timeout,
         )
         self.session_factory = storage.make_session_factory(self.engine)
+        self.courier = make_courier(config, self.session_factory, self.clock)
+        self.out_of_band = OutOfBand(
+            mail=self.courier.mailer is not None,
+            webhook=self.courier.poster is not None,
+            wake=self.courier.wake,
+        )
         self.network = NetworkState(config.irc.channels)
         self.transport = Transport(
             config.irc,
@@ -124,6 +163,7 @@ class Bot:
             limiter=RateLimiter(config.bot.user_burst, config.bot.user_rate, self.clock.monotonic),
             say=self.transport.say,
             notified=self.delivery.notified,
+            out_of_band=self.out_of_band,
         )
         self.exit_code = 0
         self._memory: dict[str, dict[str, Any]] = {}  # each plugin's JobContext.memory
@@ -318,6 +358,7 @@ class Bot:
             clock=self.clock,
             network=self.view,
             prefix=self.config.bot.prefix,
+            out_of_band=self.out_of_band,
             memory=self._memory.setdefault(plugin, {}),
             write=True,  # jobs and event handlers are there to write: the lock first
         )
@@ -365,7 +406,8 @@ class Bot:
                 )
 
     def prune_outbox(self) -> int:
-        """Delete delivered and cancelled outbox rows past ``[bot] outbox_retention_days``.
+        """Delete delivered and cancelled outbox rows past ``[bot] outbox_retention_days``,
+        and the out-of-band queue's sent, failed and cancelled rows.
 
         Batches of :data:`PRUNE_BATCH` rows, each its own short write transaction, at most
         :data:`PRUNE_BATCHES` a run: a first run on a large backlog is spread over several
@@ -373,10 +415,18 @@ class Bot:
         """
         cutoff = self.clock.now() - dt.timedelta(days=self.config.bot.outbox_retention_days)
         total = 0
+        for prune in (outbox.prune, outbound.prune):
+            total += self._prune(prune, cutoff)
+        if total:
+            logger.info("pruned %d outbox messages delivered or cancelled before %s", total, cutoff)
+        return total
+
+    def _prune(self, prune: Callable[..., int], cutoff: dt.datetime) -> int:
+        total = 0
         for _ in range(PRUNE_BATCHES):
             try:
                 with storage.transaction(self.session_factory) as session:
-                    deleted = outbox.prune(session, before=cutoff, limit=PRUNE_BATCH)
+                    deleted = prune(session, before=cutoff, limit=PRUNE_BATCH)
             except Exception as exc:
                 if not storage.is_busy(exc):
                     logger.exception("pruning the outbox failed")
@@ -386,8 +436,6 @@ class Bot:
             total += deleted
             if deleted < PRUNE_BATCH:
                 break
-        if total:
-            logger.info("pruned %d outbox messages delivered or cancelled before %s", total, cutoff)
         return total
 
     # -- the loop -------------------------------------------------------------------------
@@ -415,11 +463,13 @@ class Bot:
         """Connect and serve until stopped; returns the exit code."""
         self.prepare()
         self._running = True
+        self.courier.start()
         self.transport.connect()
         try:
             while self._running:
                 self._turn()
         finally:
+            self.courier.stop()
             self.transport.quit("Shutting down")
             self.engine.dispose()
             os.close(self._wake_r)

@@ -257,6 +257,10 @@ def config_check(app: App) -> None:
     app.plugins()
     if cfg.irc.sasl_username:
         cfg.sasl_password()  # the secret must be readable, though it is never printed
+    if cfg.notify.smtp_url:
+        cfg.smtp_password()
+    if cfg.notify.webhook_url:
+        cfg.webhook_secret()
     click.echo(render_config(cfg, mask=True), nl=False)
     for warning in cfg.warnings:
         click.echo(f"# warning: {warning}", err=True)

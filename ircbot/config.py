@@ -34,6 +34,7 @@ __all__ = [
     "ConfigError",
     "DatabaseConfig",
     "IrcConfig",
+    "NotifyConfig",
     "SectionCheck",
     "option",
     "parse_section",
@@ -156,6 +157,66 @@ class DatabaseConfig:
     )
 
 
+@dataclass(frozen=True)
+class NotifyConfig:
+    """Reaching people outside IRC: mail by SMTP, events posted to a webhook.
+
+    Both are off while their URL is empty. Secrets, as for SASL, come from an environment
+    variable or a file, never from the TOML (:meth:`Config.smtp_password`,
+    :meth:`Config.webhook_secret`); ``check`` refuses a password written into a URL.
+    """
+
+    smtp_url: str = option(
+        "",
+        "smtp://[user@]host[:port] (STARTTLS used when offered) or smtps://...; empty: no mail",
+    )
+    mail_from: str = option("", "the From address of the bot's mail")
+    smtp_password_env: str = option("", "name of the environment variable holding the password")
+    smtp_password_file: str = option("", "file holding the SMTP password (first line)")
+    smtp_tls_verify: bool = option(True, "verify the mail server's certificate and host name")
+    webhook_url: str = option(
+        "", "http(s) URL that gets a signed JSON POST for each event; empty: none", secret=True
+    )
+    webhook_secret_env: str = option(
+        "", "name of the environment variable holding the webhook's HMAC secret"
+    )
+    webhook_secret_file: str = option("", "file holding the webhook's HMAC secret (first line)")
+    timeout: float = option(20.0, "seconds one SMTP or HTTP attempt may take", minimum=1)
+    retry_min: float = option(30.0, "first retry delay after a failed send, seconds", minimum=0.1)
+    retry_max: float = option(3600.0, "longest retry delay, seconds", minimum=1)
+
+    def check(self, bot: BotConfig, label: Callable[[str], str]) -> list[str]:
+        """URLs of a known shape, with no password in them; a From for mail; a webhook's
+        secret named (an unsigned post could be forged by anyone who finds the URL)."""
+        from urllib.parse import urlsplit
+
+        if self.smtp_url:
+            url = urlsplit(self.smtp_url)
+            if url.scheme not in ("smtp", "smtps") or not url.hostname:
+                raise ConfigError(
+                    f"{label('smtp_url')} must be smtp://host[:port] or smtps://host[:port]"
+                )
+            if url.password is not None:
+                raise ConfigError(
+                    f"{label('smtp_url')} holds a password: put it in smtp_password_env "
+                    "or smtp_password_file instead"
+                )
+            if "@" not in self.mail_from:
+                raise ConfigError(f"{label('mail_from')} must be an address when smtp_url is set")
+        if self.webhook_url:
+            url = urlsplit(self.webhook_url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ConfigError(f"{label('webhook_url')} must be an http:// or https:// URL")
+            if not (self.webhook_secret_env or self.webhook_secret_file):
+                raise ConfigError(
+                    f"{label('webhook_url')} needs a secret to sign with: set "
+                    "webhook_secret_env or webhook_secret_file"
+                )
+        if self.retry_max < self.retry_min:
+            raise ConfigError(f"{label('retry_max')} must be at least retry_min")
+        return []
+
+
 @runtime_checkable
 class SectionCheck(Protocol):
     """A section that checks itself against the rest of the configuration."""
@@ -169,7 +230,12 @@ class SectionCheck(Protocol):
         ...
 
 
-_CORE_SECTIONS: dict[str, type] = {"irc": IrcConfig, "bot": BotConfig, "database": DatabaseConfig}
+_CORE_SECTIONS: dict[str, type] = {
+    "irc": IrcConfig,
+    "bot": BotConfig,
+    "database": DatabaseConfig,
+    "notify": NotifyConfig,
+}
 
 
 @dataclass(frozen=True)
@@ -185,27 +251,41 @@ class Config:
     environ: Mapping[str, str] | None = field(default=None, repr=False, compare=False)
     # What the sections' checks found doubtful but allowed, one line each (see SectionCheck).
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     def sasl_password(self) -> str | None:
         """Read the SASL secret from the environment or its file, never from the TOML."""
         irc = self.irc
-        if irc.sasl_password_env:
+        return self._secret("irc", "sasl_password", irc.sasl_password_env, irc.sasl_password_file)
+
+    def smtp_password(self) -> str | None:
+        """The SMTP password, from the environment or its file (None: log in without one)."""
+        n = self.notify
+        return self._secret("notify", "smtp_password", n.smtp_password_env, n.smtp_password_file)
+
+    def webhook_secret(self) -> str | None:
+        """The key the webhook's posts are signed with, from the environment or its file."""
+        n = self.notify
+        return self._secret("notify", "webhook_secret", n.webhook_secret_env, n.webhook_secret_file)
+
+    def _secret(self, section: str, key: str, env_name: str, file_name: str) -> str | None:
+        """``{key}_env`` names a variable, ``{key}_file`` a file whose first line it is."""
+        if env_name:
             environ = os.environ if self.environ is None else self.environ
-            value = environ.get(irc.sasl_password_env)
+            value = environ.get(env_name)
             if value is None:
                 raise ConfigError(
-                    f"{self.source}: [irc] sasl_password_env: environment variable "
-                    f"{irc.sasl_password_env} is not set"
+                    f"{self.source}: [{section}] {key}_env: environment variable "
+                    f"{env_name} is not set"
                 )
             return value
-        if irc.sasl_password_file:
+        if file_name:
             try:
-                return Path(irc.sasl_password_file).read_text().splitlines()[0]
+                return Path(file_name).read_text().splitlines()[0]
             except (OSError, IndexError) as exc:
                 reason = getattr(exc, "strerror", None) or "file is empty"
                 raise ConfigError(
-                    f"{self.source}: [irc] sasl_password_file: cannot read "
-                    f"{irc.sasl_password_file}: {reason}"
+                    f"{self.source}: [{section}] {key}_file: cannot read {file_name}: {reason}"
                 ) from None
         return None
 
@@ -378,6 +458,7 @@ def load_config(
         irc=sections.pop("irc"),
         bot=sections.pop("bot"),
         database=sections.pop("database"),
+        notify=sections.pop("notify"),
         plugins=types.MappingProxyType(sections),
         source=source,
         environ=environ,
@@ -441,6 +522,7 @@ def render_config(config: Config, *, mask: bool) -> str:
         render_section("irc", config.irc, commented_help=False, mask=mask),
         render_section("bot", config.bot, commented_help=False, mask=mask),
         render_section("database", config.database, commented_help=False, mask=mask),
+        render_section("notify", config.notify, commented_help=False, mask=mask),
     ]
     blocks += [
         render_section(name, section, commented_help=False, mask=mask)
@@ -455,7 +537,8 @@ def starter_config(plugin_schemas: Mapping[str, type]) -> str:
         "# livechat-bot configuration. Every key is shown with its default.\n"
         "# Any key can be overridden from the environment as IRCBOT_<SECTION>__<KEY>,\n"
         "# e.g. IRCBOT_IRC__HOST=irc.example.net. Secrets never go in this file:\n"
-        "# name an environment variable (sasl_password_env) or a file (sasl_password_file).\n\n"
+        "# name an environment variable (sasl_password_env, smtp_password_env...) or a file\n"
+        "# (sasl_password_file...).\n\n"
     )
     schemas = {**_CORE_SECTIONS, **plugin_schemas}
     return header + "\n".join(

@@ -3,7 +3,9 @@
 Replies are collected, not sent, and go out only after the command's transaction commits:
 a handler that fails half-way must not have told anyone something the database then forgot.
 Durable messages (:meth:`BaseContext.notify`) go to the outbox table inside the same
-transaction.
+transaction, and so do mail and webhook posts (:meth:`BaseContext.mail`,
+:meth:`BaseContext.post_event`, the :mod:`ircbot.outbound` queue), whose sender is woken
+once the transaction has committed.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any, Protocol, Self
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ircbot import outbox, storage
+from ircbot import outbound, outbox, storage
 from ircbot.clock import Clock
 from ircbot.identity import Identity
 from ircbot.identity_policy import IdentityPolicy
+from ircbot.outbound import OutOfBand
 
 __all__ = [
     "BaseContext",
@@ -29,6 +32,9 @@ __all__ = [
     "NetworkView",
     "Outgoing",
 ]
+
+
+_WROTE_OUTBOUND = "ircbot.wrote_outbound"  # Session.info: wake the sender after commit
 
 
 class NetworkView(Protocol):
@@ -106,6 +112,8 @@ class BaseContext:
     write: bool = False
     # ``[bot] prefix``: how a text spells a command, in a reply or a reminder a job writes.
     prefix: str = "!"
+    #: Which out-of-band channels the bot has (mail, webhook), and its sender's wake-up.
+    out_of_band: OutOfBand = field(default_factory=OutOfBand)
     _session: Session | None = None
 
     @property
@@ -129,6 +137,33 @@ class BaseContext:
     def cancel_notifications(self, ref: str, kind: str | None = None) -> int:
         """Withdraw pending durable messages about ``ref`` (e.g. pings made moot by a promotion)."""
         return outbox.cancel(self.session, ref=ref, now=self.now, kind=kind)
+
+    def mail(self, to: str, subject: str, body: str, *, kind: str, ref: str | None = None) -> bool:
+        """Mail ``to`` durably (sent after commit, retried until the server takes it).
+
+        False, and nothing written, when the bot has no ``[notify] smtp_url``.
+        """
+        if not self.out_of_band.mail:
+            return False
+        outbound.enqueue_mail(
+            self.session, to=to, subject=subject, body=body, now=self.now, kind=kind, ref=ref
+        )
+        self.session.info[_WROTE_OUTBOUND] = True
+        return True
+
+    def post_event(self, event: str, payload: dict[str, Any], *, ref: str | None = None) -> bool:
+        """Post ``event`` to the webhook durably; False when there is no ``webhook_url``."""
+        if not self.out_of_band.webhook:
+            return False
+        outbound.enqueue_post(self.session, event=event, payload=payload, now=self.now, ref=ref)
+        self.session.info[_WROTE_OUTBOUND] = True
+        return True
+
+    def cancel_mail(self, ref: str, kinds: tuple[str, ...]) -> int:
+        """Withdraw unsent mail about ``ref`` of these kinds (made moot by a promotion)."""
+        if not self.out_of_band.mail:
+            return 0
+        return outbound.cancel(self.session, ref=ref, now=self.now, kinds=kinds)
 
     def announce(self, text: str, channel: str | None = None) -> None:
         """Say something in a channel (the home channel by default) after commit."""
@@ -154,6 +189,7 @@ class BaseContext:
         session, self._session = self._session, None
         if session is None:
             return
+        wrote = session.info.pop(_WROTE_OUTBOUND, False)
         try:
             if commit:
                 session.commit()
@@ -161,6 +197,8 @@ class BaseContext:
                 session.rollback()
         finally:
             session.close()
+        if commit and wrote:
+            self.out_of_band.wake()
 
 
 @dataclass

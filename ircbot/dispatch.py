@@ -23,6 +23,7 @@ from ircbot.context import CommandContext, NetworkView, Outgoing
 from ircbot.errors import CommandError
 from ircbot.identity import Identity, Target
 from ircbot.identity_policy import IdentityPolicy, Status, Who
+from ircbot.outbound import OutOfBand
 from ircbot.outqueue import Requester
 from ircbot.plugin import Command, Plugin, UsageError, split_args
 from ircbot.ratelimit import TokenBucket
@@ -93,6 +94,7 @@ class Dispatcher:
         limiter: RateLimiter,
         say: Say,
         notified: Callable[[set[str]], None],
+        out_of_band: OutOfBand | None = None,
     ) -> None:
         self.prefix = prefix
         self.policy = policy
@@ -103,6 +105,7 @@ class Dispatcher:
         self.limiter = limiter
         self.say = say
         self.notified = notified
+        self.out_of_band = out_of_band or OutOfBand()
         self.plugin_configs = plugin_configs
         self.commands: dict[str, Command] = {}
         self.role_resolver: Callable[[Any, Identity], Any] | None = None
@@ -244,6 +247,7 @@ class Dispatcher:
                 sender=sender.identity,
                 channel=channel,
                 prefix=self.prefix,
+                out_of_band=self.out_of_band,
                 role_name=self.role_name,
                 dispatcher=self,
             )

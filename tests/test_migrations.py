@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from alembic import command
 from ircbot import storage
 from ircbot.cli import main
+from ircbot.outbound import Outbound
 from ircbot.outbox import OutboxMessage
 from ircbot.storage import Base, is_current, make_engine, make_session_factory, migrate
 from tests.support.postgres import BACKENDS, database_url
@@ -38,6 +39,12 @@ pytestmark = pytest.mark.timeout(120)
 
 RELEASE_0_1_0 = Path(__file__).parent / "data" / "release_0_1_0"
 LIVECHAT_TABLES = {"people", "trainees", "vouches", "audit_events"}
+CORE_TABLES = {"outbox", "outbound", "alembic_version"}
+CORE_HEAD = "0003_outbound"  # the core's newest revision
+LIVECHAT_HEAD = "0002_livechat"  # the livechat branch's newest
+LIVECHAT_0_1_0 = "0002_livechat"  # release 0.1.0's head, now the livechat branch's first
+# Columns added since release 0.1.0, and what an upgraded row holds in them.
+NEW_COLUMNS: dict[str, dict[str, Any]] = {}
 T0 = dt.datetime(2026, 1, 5, 9, 30, 15)  # naive UTC: what release 0.1.0 stored
 
 ROWS: dict[str, list[dict[str, Any]]] = {
@@ -134,6 +141,15 @@ def snapshot(engine: Engine) -> dict[str, list[dict[str, Any]]]:
         }
 
 
+def with_new_columns(before: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """``before`` as the livechat branch's head shows it: every value kept, the columns
+    added since release 0.1.0 holding their defaults."""
+    return {
+        name: [{**row, **NEW_COLUMNS.get(name, {})} for row in rows]
+        for name, rows in before.items()
+    }
+
+
 def schema_differences(engine: Engine, metadata: MetaData = Base.metadata) -> list[Any]:
     with engine.connect() as conn:
         context = MigrationContext.configure(
@@ -145,6 +161,7 @@ def schema_differences(engine: Engine, metadata: MetaData = Base.metadata) -> li
 def core_only_metadata() -> MetaData:
     metadata = MetaData(naming_convention=Base.metadata.naming_convention)
     OutboxMessage.__table__.to_metadata(metadata)
+    Outbound.__table__.to_metadata(metadata)
     return metadata
 
 
@@ -204,8 +221,8 @@ def test_a_release_0_1_0_database_upgrades_in_place_with_every_row(engine):
 
     migrate(engine, [livechat.migrations])
 
-    assert snapshot(engine) == before
-    assert version_rows(engine) == {"0001_outbox", "0002_livechat"}  # one head per branch
+    assert snapshot(engine) == with_new_columns(before)
+    assert version_rows(engine) == {CORE_HEAD, LIVECHAT_HEAD}  # one head per branch
     assert is_current(engine, [livechat.migrations])
     assert schema_differences(engine) == []
     # Today's models read the old rows, and new rows take ids after them.
@@ -227,15 +244,16 @@ def test_a_release_0_1_0_database_with_livechat_disabled_keeps_its_tables(engine
     migrate(engine)  # the core only: [bot] plugins does not name livechat
 
     assert snapshot(engine) == before
-    assert tables(engine) == {*LIVECHAT_TABLES, "outbox", "alembic_version"}
-    # The core's row is back, the livechat branch's row is where it was.
-    assert version_rows(engine) == {"0001_outbox", "0002_livechat"}
+    assert tables(engine) == {*LIVECHAT_TABLES, *CORE_TABLES}
+    # The core's row is back and at its head, the livechat branch's row is where it was.
+    assert version_rows(engine) == {CORE_HEAD, LIVECHAT_0_1_0}
     assert is_current(engine)
     assert livechat_schema(engine) == schema_before
 
-    # Enabled again later: nothing to do, nothing lost.
+    # Enabled again later: its branch catches up, nothing lost.
     migrate(engine, [livechat.migrations])
-    assert snapshot(engine) == before
+    assert snapshot(engine) == with_new_columns(before)
+    assert version_rows(engine) == {CORE_HEAD, LIVECHAT_HEAD}
     assert schema_differences(engine) == []
 
 
@@ -251,7 +269,7 @@ def test_ircbot_db_upgrade_leaves_a_disabled_plugin_alone(engine, tmp_path):
     assert result.exit_code == 0, result.output
     assert "database is at the newest schema" in result.output
     assert snapshot(engine) == before
-    assert version_rows(engine) == {"0001_outbox", "0002_livechat"}
+    assert version_rows(engine) == {CORE_HEAD, LIVECHAT_0_1_0}
 
 
 # ----------------------------------------------------------------- fresh databases
@@ -260,16 +278,16 @@ def test_ircbot_db_upgrade_leaves_a_disabled_plugin_alone(engine, tmp_path):
 def test_a_fresh_database_gets_the_core_and_each_enabled_branch(engine):
     migrate(engine, [livechat.migrations])
 
-    assert tables(engine) == {*LIVECHAT_TABLES, "outbox", "alembic_version"}
-    assert version_rows(engine) == {"0001_outbox", "0002_livechat"}
+    assert tables(engine) == {*LIVECHAT_TABLES, *CORE_TABLES}
+    assert version_rows(engine) == {CORE_HEAD, LIVECHAT_HEAD}
     assert schema_differences(engine) == []
 
 
 def test_a_fresh_database_without_plugins_gets_the_core_tables_only(engine):
     migrate(engine)
 
-    assert tables(engine) == {"outbox", "alembic_version"}
-    assert version_rows(engine) == {"0001_outbox"}
+    assert tables(engine) == CORE_TABLES
+    assert version_rows(engine) == {CORE_HEAD}
     assert schema_differences(engine, core_only_metadata()) == []
 
 
@@ -287,7 +305,7 @@ def test_upgrading_another_plugin_leaves_a_disabled_one_untouched(engine, tmp_pa
     assert "probe_notes" in tables(engine)
     assert snapshot(engine) == before
     assert livechat_schema(engine) == schema_before
-    assert version_rows(engine) == {"0001_outbox", "0002_livechat", "probe_0001"}
+    assert version_rows(engine) == {CORE_HEAD, LIVECHAT_HEAD, "probe_0001"}
     assert is_current(engine, [livechat.migrations, probe])
 
 
@@ -304,5 +322,5 @@ def test_a_failing_upgrade_changes_nothing_not_even_the_version_rows(engine, tmp
     assert "probe_notes" not in tables(engine)
     assert snapshot(engine) == before
     migrate(engine, [livechat.migrations])  # and the database is still upgradable
-    assert snapshot(engine) == before
+    assert snapshot(engine) == with_new_columns(before)
     assert schema_differences(engine) == []
