@@ -60,7 +60,7 @@ def backoff(attempts: int, first: float, longest: float, draw: Callable[[], floa
     >>> backoff(30, 30, 3600, lambda: 1.0)
     3600.0
     """
-    ceiling = min(longest, first * 2 ** min(attempts - 1, 60))
+    ceiling = min(longest, first * 2.0 ** min(attempts - 1, 60))
     return ceiling * (0.5 + draw() / 2)
 
 

@@ -87,6 +87,10 @@ def compose(
     return message
 
 
+def _text(reply: bytes | str) -> str:
+    return reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+
+
 def _refused(code: int, text: str) -> SendError:
     return SendError(f"{code} {text}", permanent=500 <= code < 600)
 
@@ -144,13 +148,11 @@ class Mailer:
         except SendError:
             raise
         except smtplib.SMTPRecipientsRefused as exc:
-            code, text = next(iter(exc.recipients.values()))
-            raise _refused(code, text.decode(errors="replace")) from None
+            code, reply = next(iter(exc.recipients.values()))
+            raise _refused(code, _text(reply)) from None
         except smtplib.SMTPResponseException as exc:  # sender, data, auth refused...
-            error = exc.smtp_error
-            text = error.decode(errors="replace") if isinstance(error, bytes) else str(error)
             if isinstance(exc, smtplib.SMTPAuthenticationError):
-                raise SendError(f"login refused: {exc.smtp_code} {text}") from None
-            raise _refused(exc.smtp_code, text) from None
+                raise SendError(f"login refused: {exc.smtp_code} {_text(exc.smtp_error)}") from None
+            raise _refused(exc.smtp_code, _text(exc.smtp_error)) from None
         except (smtplib.SMTPException, OSError) as exc:  # no connection, TLS, timeout
             raise SendError(f"{type(exc).__name__}: {exc}") from None

@@ -26,10 +26,12 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Index, Integer, String, Text, delete, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql import Executable
 
 from ircbot.storage import Base, UTCDateTime
 
@@ -99,6 +101,11 @@ class OutOfBand:
     mail: bool = False
     webhook: bool = False
     wake: Callable[[], None] = field(default=lambda: None, compare=False)
+
+
+def _rowcount(session: Session, stmt: Executable) -> int:
+    """Rows an UPDATE or DELETE touched."""
+    return int(cast(CursorResult[Any], session.execute(stmt)).rowcount)
 
 
 def _pending() -> tuple[Any, ...]:
@@ -175,7 +182,7 @@ def enqueue_post(
 def cancel(session: Session, *, ref: str, now: dt.datetime, kinds: tuple[str, ...]) -> int:
     """Cancel the pending rows about ``ref`` of these kinds (a mail made moot); say how many."""
     stmt = update(Outbound).where(Outbound.ref == ref, Outbound.kind.in_(kinds), *_pending())
-    return session.execute(stmt.values(cancelled_at=now)).rowcount
+    return _rowcount(session, stmt.values(cancelled_at=now))
 
 
 def due(session: Session, now: dt.datetime, *, limit: int) -> list[Outbound]:
@@ -203,7 +210,7 @@ def mark_sent(session: Session, row_id: int, now: dt.datetime) -> bool:
         .where(Outbound.id == row_id, *_pending())
         .values(sent_at=now, attempts=Outbound.attempts + 1, last_error=None)
     )
-    return session.execute(stmt).rowcount == 1
+    return _rowcount(session, stmt) == 1
 
 
 def retry_later(session: Session, row_id: int, when: dt.datetime, error: str) -> int:
@@ -232,4 +239,4 @@ def prune(session: Session, *, before: dt.datetime, limit: int) -> int:
     )
     batch = select(Outbound.id).where(done).limit(limit)
     stmt = delete(Outbound).where(Outbound.id.in_(batch))
-    return session.execute(stmt.execution_options(synchronize_session=False)).rowcount
+    return _rowcount(session, stmt.execution_options(synchronize_session=False))

@@ -54,6 +54,7 @@ class WebhookPoster:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("webhook_url must be an http:// or https:// URL")
         self._parts = parts
+        self._host = parts.hostname
         self._secret = secret
         self.timeout = timeout
 
@@ -61,9 +62,9 @@ class WebhookPoster:
         p = self._parts
         if p.scheme == "https":
             return http.client.HTTPSConnection(
-                p.hostname, p.port, timeout=self.timeout, context=ssl.create_default_context()
+                self._host, p.port, timeout=self.timeout, context=ssl.create_default_context()
             )
-        return http.client.HTTPConnection(p.hostname, p.port, timeout=self.timeout)
+        return http.client.HTTPConnection(self._host, p.port, timeout=self.timeout)
 
     def post(self, body: str, *, event: str, key: str) -> None:
         """Post ``body``; return on a 2xx answer, else raise :class:`SendError`."""
