@@ -46,12 +46,11 @@ target_metadata = Base.metadata
 def _load_installed_plugins() -> None:
     """Import every installed plugin, so that autogenerate sees all their tables (a table
     whose model is not loaded would be proposed for dropping)."""
-    from importlib.metadata import entry_points
+    from ircbot.loading import installed
 
-    from ircbot.plugin import ENTRY_POINT_GROUP
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()
+    found = installed()
+    if found.broken:  # its tables would be proposed for dropping
+        raise RuntimeError(f"plugins that did not load: {found.broken}")
 
 
 def _version_rows(conn: Connection) -> list[str]:

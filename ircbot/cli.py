@@ -14,7 +14,7 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,31 +32,15 @@ from ircbot.config import (
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+    from ircbot.loading import Installed
+    from ircbot.plugin import Plugin
+
 __all__ = ["App", "main"]
 
 logger = logging.getLogger(__name__)
 DEFAULT_CONFIG = "ircbot.toml"
 CONFIG_ENVVAR = "IRCBOT_CONFIG"  # for a service manager: the unit sets it once for every command
 DISTRIBUTION = "livechat-bot"  # the installed distribution whose version --version prints
-
-
-def _installed_plugins() -> dict[str, Any]:
-    """Every installed plugin by entry-point name (their CLI and config schemas are known
-    even before a config file says which are enabled)."""
-    from importlib.metadata import entry_points
-
-    from ircbot.plugin import ENTRY_POINT_GROUP, Plugin
-
-    found = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-        except Exception as exc:  # a broken third-party plugin must not break the CLI
-            logger.warning("cannot load plugin %s: %s", ep.name, exc)
-            continue
-        if isinstance(obj, Plugin):
-            found[ep.name] = obj
-    return found
 
 
 class App:
@@ -69,11 +53,15 @@ class App:
         self._session_factory: Any = None
 
     @functools.cached_property
-    def installed_plugins(self) -> dict[str, Any]:
-        return _installed_plugins()
+    def installed(self) -> Installed:
+        """Every installed plugin, loaded once (their config sections are known before the
+        config file is read)."""
+        from ircbot.loading import installed
+
+        return installed()
 
     def plugin_schemas(self) -> dict[str, type]:
-        return {name: p.config for name, p in self.installed_plugins.items() if p.config}
+        return self.installed.schemas()
 
     @property
     def config(self) -> Config:
@@ -81,11 +69,9 @@ class App:
             self._config = load_config(self.config_path, self.plugin_schemas())
         return self._config
 
-    def plugins(self) -> list[Any]:
-        from ircbot.plugin import load_plugins
-
+    def plugins(self) -> list[Plugin]:
         try:
-            return load_plugins(self.config.bot.plugins)
+            return self.installed.enabled(self.config.bot.plugins)
         except LookupError as exc:
             raise ConfigError(f"{self.config.source}: [bot] plugins: {exc}") from None
 
@@ -130,24 +116,14 @@ def _say_waiting() -> None:
     click.echo("waiting for the database lock...", err=True)
 
 
-def _fail_on_config_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
-
-
 class _PluginGroup(click.Group):
     """A group whose commands include those of every installed plugin."""
 
     def _plugin_commands(self) -> dict[str, click.Command]:
+        from ircbot.loading import installed
+
         commands = {}
-        for plugin in _installed_plugins().values():
+        for plugin in installed().plugins.values():
             for command in plugin.cli_commands:
                 commands[command.name] = command
         return commands

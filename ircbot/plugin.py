@@ -22,8 +22,9 @@ parameters:
     ``str.isdigit()`` and ``int()`` are no check: they accept ``²``, ``٣`` or a fullwidth 3 (and
     ``int("²")`` then raises), so anything else is the usage reply before the handler runs.
 
-Plugins are found through the ``ircbot.plugins`` entry-point group; ``[bot] plugins`` in the
-config says which are enabled. Nothing here is global: a :class:`Plugin` only describes.
+Plugins are found through the ``ircbot.plugins`` entry-point group (:mod:`ircbot.loading`);
+``[bot] plugins`` in the config says which are enabled. Nothing here is global: a
+:class:`Plugin` only describes.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,10 @@ __all__ = [
     "Param",
     "Plugin",
     "UsageError",
-    "load_plugins",
     "parse_usage",
 ]
 
 logger = logging.getLogger(__name__)
-ENTRY_POINT_GROUP = "ircbot.plugins"
 INT_ARG_MAX = 1_000_000
 """The largest ``:int`` argument: more than any page count or limit a command could mean."""
 _ASCII_NUMBER = re.compile(r"[0-9]{1,7}")
@@ -284,26 +282,3 @@ class Plugin:
         """Add a click command or group under ``ircbot``."""
         self.cli_commands.append(command)
         return command
-
-
-def load_plugins(names: Sequence[str]) -> list[Plugin]:
-    """Load the enabled plugins by entry-point name, in the configured order.
-
-    The built-in core commands (``!ping``, ``!help``) always come first.
-    """
-    from ircbot import builtin
-
-    available = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    plugins = [builtin.plugin]
-    for name in names:
-        if name not in available:
-            installed = ", ".join(sorted(available)) or "none"
-            raise LookupError(f"plugin {name!r} is not installed (installed: {installed})")
-        try:
-            obj = available[name].load()
-        except Exception as exc:
-            raise LookupError(f"plugin {name!r} failed to load: {exc}") from exc
-        if not isinstance(obj, Plugin):
-            raise LookupError(f"entry point {name!r} is not an ircbot Plugin")
-        plugins.append(obj)
-    return plugins

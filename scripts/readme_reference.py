@@ -18,20 +18,19 @@ def _block(name: str) -> re.Pattern[str]:
 
 
 def config_reference() -> str:
-    from ircbot.cli import _installed_plugins
     from ircbot.config import CORE_SECTIONS, reference_table
+    from ircbot.loading import installed
 
-    schemas = {name: p.config for name, p in _installed_plugins().items() if p.config}
-    return reference_table({**CORE_SECTIONS, **schemas})
+    return reference_table({**CORE_SECTIONS, **installed().schemas()})
 
 
 def command_reference() -> str:
     """One row per IRC command, in declaration order, with who may use it."""
     from ircbot.builtin import plugin as builtin
-    from ircbot.cli import _installed_plugins
+    from ircbot.loading import installed
 
     rows = ["| command | who | what it does |", "| --- | --- | --- |"]
-    for plug in [builtin, *_installed_plugins().values()]:
+    for plug in [builtin, *installed().plugins.values()]:
         for command in plug.commands:
             if command.role is not None:
                 who = plug.role_names(command.role)

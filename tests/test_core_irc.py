@@ -13,9 +13,9 @@ from importlib.metadata import entry_points
 import pytest
 
 from ircbot import builtin, outbox
-from ircbot.cli import _installed_plugins
 from ircbot.clock import utcnow
-from ircbot.plugin import ENTRY_POINT_GROUP, Plugin, parse_usage
+from ircbot.loading import ENTRY_POINT_GROUP, installed
+from ircbot.plugin import Plugin, parse_usage
 from ircbot.storage import transaction
 from tests.support.botthread import BotThread, bot_config
 from tests.support.client import nothing_before_pong
@@ -116,10 +116,11 @@ def test_help_answers_for_every_command_the_bot_has(corebot, user):
 
 
 def test_every_installed_command_has_help_and_a_valid_usage():
-    installed = _installed_plugins()
+    found = installed()
     # A plugin that fails to load would be skipped silently below: it must load.
-    assert set(installed) == {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    for plugin in [builtin.plugin, *installed.values()]:
+    assert found.broken == {}
+    assert set(found.plugins) == {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    for plugin in [builtin.plugin, *found.plugins.values()]:
         for command in plugin.commands:
             where = f"{plugin.name}: !{command.name}"
             assert command.help.strip(), f"{where} has no help"

@@ -9,19 +9,8 @@ waits on one person's memory. The rules are in :mod:`.workflow`, the IRC command
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ircbot.plugin import Plugin
-
+from . import admin, cli, commands  # noqa: F401  (importing them declares on ``plugin``)
 from .config import LivechatConfig
+from .declaration import plugin
 
 __all__ = ["LivechatConfig", "plugin"]
-
-# Its tables are a migration branch of its own (label ``livechat``), upgraded with the core's
-# only while the plugin is enabled, as any third-party plugin's would be.
-plugin = Plugin(
-    "livechat", config=LivechatConfig, migrations=Path(__file__).resolve().parent / "migrations"
-)
-
-# Importing these modules declares their commands, jobs, events and CLI on ``plugin``.
-from . import admin, cli, commands  # noqa: E402, F401

@@ -10,8 +10,9 @@ from __future__ import annotations
 from ircbot.context import CommandContext
 from ircbot.identity import Target
 
-from . import plugin, team, views, workflow
+from . import team, views, workflow
 from .commands import highlight, me, refusing, rules, status_of, subject, unit
+from .declaration import plugin
 from .models import READY
 from .roles import Role
 from .store import open_attempt

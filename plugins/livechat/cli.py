@@ -30,9 +30,10 @@ from sqlalchemy.orm import Session
 
 from ircbot.identity import identity_key
 
-from . import htmlreport, plugin, reports, team, views, workflow
+from . import htmlreport, reports, team, views, workflow
 from .backlog import ImportRowError, import_backlog, read_csv
 from .config import LivechatConfig
+from .declaration import plugin
 from .models import STATES, Person
 from .roles import Role
 from .store import AmbiguousNick, OutboxNotifier, Subject, Unit, find_by_name, touch

@@ -22,8 +22,9 @@ from ircbot.identity import Identity, Target, identity_key
 from ircbot.masks import is_mask
 from ircbot.outbox import OutboxMessage
 
-from . import plugin, team, views, workflow
+from . import team, views, workflow
 from .config import LivechatConfig
+from .declaration import plugin
 from .models import ON_HOLD, READY, TRAINING, Person
 from .roles import Role, role_name
 from .store import AmbiguousNick, Subject, Unit, log_delivery, nick_claimant, person_by_key, touch

@@ -29,8 +29,8 @@ from sqlalchemy import update
 from ircbot.outbox import OutboxMessage
 from ircbot.storage import make_engine, make_session_factory, migrate, transaction
 
-from . import plugin
 from .config import LivechatConfig
+from .declaration import plugin
 from .roles import Role
 from .store import OutboxNotifier, Subject, Unit, person_by_key, touch
 from .team import set_role

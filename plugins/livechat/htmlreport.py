@@ -40,8 +40,9 @@ from sqlalchemy.orm import Session
 
 from ircbot.context import JobContext
 
-from . import charts, plugin, reportdata, views
+from . import charts, reportdata, views
 from .config import LivechatConfig
+from .declaration import plugin
 from .models import ON_HOLD, READY, TRAINING
 from .reportdata import scrub
 from .store import ago, stamp

@@ -30,11 +30,10 @@ from sqlalchemy import func, select
 from ircbot.bot import Bot
 from ircbot.clock import ManualClock
 from ircbot.config import load_config
+from ircbot.loading import installed
 from ircbot.outbox import OutboxMessage
-from ircbot.plugin import load_plugins
 from ircbot.storage import transaction
 from tests.support.botproc import dump_toml
-from tests.support.botthread import _schemas
 
 BOT_PREFIX = ":fuzzbot!~livechat@127.0.0.1 "  # what the server puts before our lines
 CHAN = "#livechat"
@@ -85,8 +84,9 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bot, Capture
             }
         )
     )
-    config = load_config(path, _schemas(), environ={})
-    bot = Bot(config, load_plugins(config.bot.plugins), clock=ManualClock())
+    found = installed()
+    config = load_config(path, found.schemas(), environ={})
+    bot = Bot(config, found.enabled(config.bot.plugins), clock=ManualClock())
     bot.prepare()
     network = bot.network
     network.set_casemapping("ascii")

@@ -18,7 +18,8 @@ from typing import Any
 from ircbot.bot import Bot
 from ircbot.clock import utcnow
 from ircbot.config import load_config
-from ircbot.plugin import Plugin, load_plugins
+from ircbot.loading import installed
+from ircbot.plugin import Plugin
 from tests.support.botproc import dump_toml
 
 __all__ = ["BotThread", "ShiftClock", "bot_config"]
@@ -78,9 +79,10 @@ class BotThread:
         self.dir = Path(tempfile.mkdtemp(prefix="botthread-"))
         self.path = self.dir / "ircbot.toml"
         self.path.write_text(dump_toml(config))
-        loaded = load_config(self.path, _schemas(), environ=env or {})
+        found = installed()
+        loaded = load_config(self.path, found.schemas(), environ=env or {})
         self.clock = clock or ShiftClock()
-        plugins = [*load_plugins(loaded.bot.plugins), *extra_plugins]
+        plugins = [*found.enabled(loaded.bot.plugins), *extra_plugins]
         self.bot = Bot(loaded, plugins, clock=self.clock)
         self.error: BaseException | None = None
         self.exit_code: int | None = None
@@ -149,9 +151,3 @@ class BotThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _schemas() -> dict[str, type]:
-    from ircbot.cli import _installed_plugins
-
-    return {name: p.config for name, p in _installed_plugins().items() if p.config}
