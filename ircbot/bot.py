@@ -384,12 +384,6 @@ class Bot:
         if ctx.notified:
             self.delivery.notified(ctx.notified)
 
-    def run_jobs(self) -> None:
-        """Run every job now (tests that move the clock call this through call_soon)."""
-        for plugin in self.plugins:
-            for job in plugin.jobs:
-                self.run_job(job)
-
     def _start_plugins(self) -> None:
         for plugin in self.plugins:
             for handler in plugin.event_handlers.get("start", []):

@@ -196,7 +196,7 @@ def run(app: App) -> None:
         logger.warning("%s", warning)
     bot = Bot(config, app.plugins(), clock=app.clock)
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: bot.stop(0))
+        signal.signal(sig, lambda *_: bot.stop(0))
     try:
         code = bot.run()
     except FatalError:

@@ -493,7 +493,7 @@ def _toml_value(value: Any) -> str:
     return f'"{escaped}"'
 
 
-def mask_secret(name: str, value: Any) -> Any:
+def mask_secret(value: Any) -> Any:
     """What ``config check`` shows of a secret: URLs keep their shape, passwords go, both
     the one before the host and a ``password=`` query parameter (libpq takes either)."""
     if isinstance(value, str) and "://" in value:
@@ -509,7 +509,7 @@ def render_section(name: str, section: Any, *, commented_help: bool, mask: bool 
     for f in dataclasses.fields(section):
         value = getattr(section, f.name)
         if mask and f.metadata.get("secret"):
-            value = mask_secret(f.name, value)
+            value = mask_secret(value)
         if commented_help:
             out.append(f"# {f.metadata.get('help', '')}")
         out.append(f"{f.name} = {_toml_value(value)}")

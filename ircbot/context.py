@@ -171,10 +171,6 @@ class BaseContext:
         if target:
             self.outgoing.append(Outgoing("PRIVMSG", target, text, announcement=True))
 
-    def message(self, nick: str, text: str) -> None:
-        """A private message to a nick, after commit (not durable: use notify for that)."""
-        self.outgoing.append(Outgoing("PRIVMSG", nick, text))
-
     def with_config(self, config: Any) -> Self:
         """This same unit of work (session, replies, durable messages) seen with another
         plugin's config: for code of one plugin that runs within another's command."""

@@ -233,7 +233,7 @@ def test_config_check_masks_the_database_password(tmp_path):
     ],
 )
 def test_database_url_masking_forms(url, shown):
-    assert mask_secret("url", url) == shown
+    assert mask_secret(url) == shown
 
 
 def test_config_check_never_prints_the_sasl_password_from_env(tmp_path):

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from ircbot.clock import ManualClock
 from ircbot.config import IrcConfig
 from ircbot.outqueue import OutputQueue
 from ircbot.plugin import Plugin
@@ -22,24 +23,16 @@ from tests.support.botthread import BotThread, bot_config
 pytestmark = pytest.mark.timeout(90)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 50.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def make_queue(burst: int = 2, rate: float = 2.0, *, written: bool = True):
     """A queue whose writes (and on_sent calls) land in one list, in the order they happen."""
-    clock = FakeClock()
+    clock = ManualClock()
     events: list[str] = []
 
     def write(line: str) -> bool:
         events.append(f"write {line}")
         return written
 
-    return OutputQueue(TokenBucket(burst, rate, clock), write), clock, events
+    return OutputQueue(TokenBucket(burst, rate, clock.monotonic), write), clock, events
 
 
 def sent_callback(events: list[str], line: str):
@@ -56,22 +49,22 @@ def test_the_burst_goes_out_at_once_then_one_line_per_token():
     assert events == ["write a", "write b"]
     assert len(queue) == 3
     assert queue.next_due() == pytest.approx(0.5)
-    clock.t += 0.49
+    clock.advance(0.49)
     queue.drain()  # not due yet: nothing goes out early
     assert events == ["write a", "write b"]
     assert queue.next_due() == pytest.approx(0.01)
-    clock.t += 0.01
+    clock.advance(0.01)
     queue.drain()
     assert events[2:] == ["write c"]
     assert queue.next_due() == pytest.approx(0.5)
-    clock.t += 10  # a long pause refills the bucket to its burst, never above
+    clock.advance(10)  # a long pause refills the bucket to its burst, never above
     queue.drain()
     assert events[3:] == ["write d", "write e"]
     assert queue.next_due() is None
     queue.put("f")  # d and e took the two tokens the pause gave back: f waits
     assert events[5:] == []
     assert queue.next_due() == pytest.approx(0.5)
-    clock.t += 0.5
+    clock.advance(0.5)
     queue.drain()
     assert events[5:] == ["write f"]
 
@@ -80,12 +73,12 @@ def test_a_new_line_never_overtakes_one_that_waits():
     queue, clock, events = make_queue(burst=1, rate=1.0)
     queue.put("first")
     queue.put("second")  # no token: waits
-    clock.t += 1.0  # a token is back, but "second" waits for it, not "third"
+    clock.advance(1.0)  # a token is back, but "second" waits for it, not "third"
     queue.put("third")
     assert events == ["write first"]
     queue.drain()
     assert events == ["write first", "write second"]
-    clock.t += 1.0
+    clock.advance(1.0)
     queue.drain()
     assert events == ["write first", "write second", "write third"]
     assert len(queue) == 0
@@ -97,10 +90,10 @@ def test_on_sent_runs_right_after_its_own_line_is_written():
     queue.put("later", sent_callback(events, "later"))
     queue.put("last")
     assert events == ["write now", "sent now"]  # "later" waits, and so does its callback
-    clock.t += 1.0
+    clock.advance(1.0)
     queue.drain()
     assert events == ["write now", "sent now", "write later", "sent later"]
-    clock.t += 1.0
+    clock.advance(1.0)
     queue.drain()
     assert events[-1] == "write last"
 
@@ -109,7 +102,7 @@ def test_on_sent_is_not_called_for_a_line_that_could_not_be_written():
     queue, clock, events = make_queue(burst=1, rate=1.0, written=False)
     queue.put("lost", sent_callback(events, "lost"))
     queue.put("queued", sent_callback(events, "queued"))
-    clock.t += 1.0
+    clock.advance(1.0)
     queue.drain()
     assert events == ["write lost", "write queued"]
 
@@ -120,7 +113,7 @@ def test_clear_drops_what_waits_and_nothing_is_due_after():
         queue.put(line, sent_callback(events, line))
     assert queue.clear() == 2
     assert queue.next_due() is None
-    clock.t += 10
+    clock.advance(10)
     queue.drain()
     queue.put("d")
     assert events == ["write a", "sent a", "write d"]

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from ircbot.clock import ManualClock
 from ircbot.config import BotConfig, IrcConfig
 from ircbot.identity import Identity
 from ircbot.network import NetworkState
@@ -30,29 +31,25 @@ from tests.support.crowd import CROWD_COMMANDS, HISTORY_NICK, seed_livechat
 pytestmark = pytest.mark.timeout(120)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def make_queue(burst: int = 1, rate: float = 1.0, backlog: int = 10):
-    clock = FakeClock()
+    clock = ManualClock()
     written: list[str] = []
 
     def write(line: str) -> bool:
         written.append(line)
         return True
 
-    return OutputQueue(TokenBucket(burst, rate, clock), write, backlog=backlog), clock, written
+    return (
+        OutputQueue(TokenBucket(burst, rate, clock.monotonic), write, backlog=backlog),
+        clock,
+        written,
+    )
 
 
-def run_out(queue: OutputQueue, clock: FakeClock) -> None:
+def run_out(queue: OutputQueue, clock: ManualClock) -> None:
     """Let the queue send everything, one token at a time."""
     while (due := queue.next_due()) is not None:
-        clock.t += due
+        clock.advance(due)
         queue.drain()
 
 
@@ -115,10 +112,10 @@ def test_someone_with_nothing_waiting_is_answered_next_however_long_the_queue():
     for person in crowd:
         for n in range(3):
             queue.put_reply(person, f"{person.key} {n}")
-    clock.t += 1.0
+    clock.advance(1.0)
     queue.drain()  # one line for someone in the crowd
     queue.put_reply(Requester("bystander", "bystander"), "bystander: pong")
-    clock.t += 1.0
+    clock.advance(1.0)
     queue.drain()
     assert written[-1] == "bystander: pong"
     run_out(queue, clock)
@@ -157,7 +154,7 @@ def test_the_rest_of_a_cut_answer_is_dropped_even_when_room_frees_up():
     queue.put_reply(answer, "2")
     assert queue.put_reply(answer, "3") is False
     for _ in range(2):  # "1" and "2" go: there is room again, but not for the rest of it
-        clock.t += 1.0
+        clock.advance(1.0)
         queue.drain()
     assert queue.waiting("amy") == 1  # the notice
     assert queue.put_reply(answer, "4") is False
@@ -194,15 +191,18 @@ def test_clear_forgets_lanes_turns_and_cuts():
     queue.put_reply(amy, "b")  # cut: the notice waits too
     assert queue.clear() == 4
     assert len(queue) == 0 and queue.next_due() is None
-    clock.t += 1.0
+    clock.advance(1.0)
     assert queue.put_reply(amy, "after") is True  # same answer object, but a new connection
     assert written == ["after"]
 
 
 def test_the_pieces_of_a_long_line_count_against_their_requester():
-    clock = FakeClock()
+    clock = ManualClock()
     transport = Transport(
-        IrcConfig(flood_burst=1, flood_rate=1.0), sasl_password=None, clock=clock, reply_backlog=3
+        IrcConfig(flood_burst=1, flood_rate=1.0),
+        sasl_password=None,
+        clock=clock.monotonic,
+        reply_backlog=3,
     )
     written: list[str] = []
 
@@ -229,38 +229,38 @@ def test_the_pieces_of_a_long_line_count_against_their_requester():
 
 
 def test_a_whois_timeout_starts_when_the_line_is_written():
-    clock = FakeClock()
+    clock = ManualClock()
     sent: list[tuple[str, object]] = []
     resolver = Resolver(
         NetworkState(["#c"]),
         lambda line, on_sent: sent.append((line, on_sent)),
-        clock,
+        clock.monotonic,
         timeout=2.0,
     )
     results: list[object] = []
     resolver.resolve(["bob"], lambda r: results.append(r.get("bob", "missing")))
     assert [line for line, _ in sent] == ["WHOIS bob"]
-    clock.t += 30.0  # queued behind others for a long time: not failed yet
+    clock.advance(30.0)  # queued behind others for a long time: not failed yet
     resolver.expire()
     assert results == []
     sent[0][1]()  # now on the socket: the timeout starts here
-    clock.t += 1.9
+    clock.advance(1.9)
     resolver.expire()
     assert results == []
-    clock.t += 0.1
+    clock.advance(0.1)
     resolver.expire()
     assert results == [None]
 
 
 def test_a_whois_that_is_never_written_fails_in_the_end():
-    clock = FakeClock()
-    resolver = Resolver(NetworkState(["#c"]), lambda line, on_sent: None, clock, 2.0)
+    clock = ManualClock()
+    resolver = Resolver(NetworkState(["#c"]), lambda line, on_sent: None, clock.monotonic, 2.0)
     results: list[object] = []
     resolver.resolve(["bob"], lambda r: results.append(r.get("bob", "missing")))
-    clock.t += 60.0
+    clock.advance(60.0)
     resolver.expire()
     assert results == []
-    clock.t += 600.0
+    clock.advance(600.0)
     resolver.expire()
     assert results == [None]
 

@@ -11,7 +11,8 @@ from ircbot.context import CommandContext
 from ircbot.identity import Target
 
 from . import team, views, workflow
-from .commands import highlight, me, refusing, rules, status_of, subject, unit
+from .commands import highlight, me, refusing, status_of, subject, unit
+from .config import rules
 from .declaration import plugin
 from .models import READY
 from .roles import Role
@@ -28,7 +29,7 @@ __all__: list[str] = []
 )
 @refusing
 def ready(ctx: CommandContext, target: Target | None = None) -> None:
-    r = rules(ctx)
+    r = rules(ctx.config)
     if target is not None:
         who = subject(ctx, target)
         attempt = open_attempt(ctx.session, who.person.id) if who.person else None

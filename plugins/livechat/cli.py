@@ -32,7 +32,7 @@ from ircbot.identity import identity_key
 
 from . import htmlreport, reports, team, views, workflow
 from .backlog import ImportRowError, import_backlog, read_csv
-from .config import LivechatConfig
+from .config import rules
 from .declaration import plugin
 from .models import STATES, Person
 from .roles import Role
@@ -45,11 +45,6 @@ class BadInput(click.ClickException):
     """A refusal on the command line: one line naming the problem, exit code 2."""
 
     exit_code = 2
-
-
-def _rules(app: Any) -> LivechatConfig:
-    section = app.config.plugins.get("livechat")
-    return section if isinstance(section, LivechatConfig) else LivechatConfig()
 
 
 def _prefix(app: Any) -> str:
@@ -67,7 +62,13 @@ def _unit(app: Any, *, write: bool) -> Iterator[Unit]:
     now = app.clock.now()
     with app.transaction(write=write) as session:
         try:
-            yield Unit(session, now, _rules(app), OutboxNotifier(session, now), _prefix(app))
+            yield Unit(
+                session,
+                now,
+                rules(app.config.plugins.get("livechat")),
+                OutboxNotifier(session, now),
+                _prefix(app),
+            )
         except workflow.WorkflowError as err:
             raise BadInput(str(err)) from None
 
@@ -308,7 +309,12 @@ def _html_report(app: Any, out: Path, public: bool) -> None:
     try:
         with Session(engine) as session, session.begin():
             stats = htmlreport.write_report(
-                session, _rules(app), app.clock.now(), out, public=public, hostmask=hostmask
+                session,
+                rules(app.config.plugins.get("livechat")),
+                app.clock.now(),
+                out,
+                public=public,
+                hostmask=hostmask,
             )
     except htmlreport.ReportError as err:
         raise BadInput(str(err)) from None

@@ -23,7 +23,7 @@ from ircbot.masks import is_mask
 from ircbot.outbox import OutboxMessage
 
 from . import team, views, workflow
-from .config import LivechatConfig
+from .config import LivechatConfig, rules
 from .declaration import plugin
 from .models import ON_HOLD, READY, TRAINING, Person
 from .roles import Role, role_name
@@ -38,27 +38,17 @@ HISTORY_LINES = 30  # the latest events by private message; the CLI shows them a
 
 
 # -- helpers every handler uses ------------------------------------------------------------------
-def rules_of(config: Any) -> LivechatConfig:
-    """The ``[livechat]`` section (its defaults if there is none)."""
-    return config if isinstance(config, LivechatConfig) else LivechatConfig()
-
-
-def rules(ctx: BaseContext) -> LivechatConfig:
-    """The ``[livechat]`` section of a context."""
-    return rules_of(ctx.config)
-
-
 _SPEAKER = "livechat.speaker"  # key in Session.info: (identity key, Person) of the speaker
 
 
 def unit(ctx: BaseContext) -> Unit:
     """The workflow's unit of work for this command or job (its texts spell ``[bot] prefix``)."""
-    return Unit(ctx.session, ctx.now, rules(ctx), ctx, ctx.prefix)
+    return Unit(ctx.session, ctx.now, rules(ctx.config), ctx, ctx.prefix)
 
 
 def status_of(ctx: CommandContext, who: Subject, *, me: bool) -> str:
     """``!status`` of ``who``, with the commands it suggests spelled with ``[bot] prefix``."""
-    return views.status(ctx.session, rules(ctx), ctx.now, who, me=me, prefix=ctx.prefix)
+    return views.status(ctx.session, rules(ctx.config), ctx.now, who, me=me, prefix=ctx.prefix)
 
 
 def me(ctx: CommandContext) -> Person | None:
@@ -81,7 +71,7 @@ def recognise(ctx: BaseContext, identity: Identity, nick: str) -> Person:
     """The person behind ``identity`` (created if new), noting the nick they use now and
     raising their role once if a configured ``nick!user@host`` mask grants more."""
     person = touch(unit(ctx), identity.key, nick, ctx.network.fold(nick))
-    granted = mask_grant(rules(ctx), identity)
+    granted = mask_grant(rules(ctx.config), identity)
     if granted > person.role and not person.role_manual:
         team.seed_role(unit(ctx), person.identity, granted, "config mask")
     return person
@@ -144,7 +134,7 @@ def refusing(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 def channel(ctx: BaseContext) -> str | None:
-    return rules(ctx).channel or None
+    return rules(ctx.config).channel or None
 
 
 def highlight(ctx: BaseContext, keys: Iterable[str], text: str) -> None:
@@ -175,7 +165,7 @@ def newhelper(ctx: CommandContext, chat_account: str | None = None) -> None:
     if not registration.created:
         ctx.reply(status_of(ctx, Subject(ctx.nick, person), me=True))
         return
-    r = rules(ctx)
+    r = rules(ctx.config)
     again = " back" if registration.again else ""
     ctx.reply(
         f"welcome{again}! You are now a trainee; {r.threshold} helpers' vouches "
@@ -223,12 +213,12 @@ def status(ctx: CommandContext, target: Target | None = None) -> None:
 def trainees(ctx: CommandContext, page: int | None = None) -> None:
     me(ctx)
     number = page or 1
-    found, listed, pages = views.trainees_page(ctx.session, rules(ctx), ctx.now, number)
+    found, listed, pages = views.trainees_page(ctx.session, rules(ctx.config), ctx.now, number)
     summary = f"{found[READY]} ready, {found[TRAINING]} in training, {found[ON_HOLD]} on hold"
     items = [f"{v.nick} ({v.trainee.state} {v.tally()})" for v in listed]
     if not items:
         ctx.reply(summary)
-    elif ctx.channel and pages == 1 and len(items) <= rules(ctx).channel_list_max:
+    elif ctx.channel and pages == 1 and len(items) <= rules(ctx.config).channel_list_max:
         ctx.reply(f"{summary}: {', '.join(items)}")
     else:
         if ctx.channel:
@@ -266,7 +256,7 @@ def history(ctx: CommandContext, target: Target) -> None:
 def vouch(ctx: CommandContext, target: Target, note: str | None = None) -> None:
     who = subject(ctx, target)
     result = workflow.vouch(unit(ctx), me(ctx), who, note)
-    tally = f"{result.count}/{rules(ctx).threshold}"
+    tally = f"{result.count}/{rules(ctx.config).threshold}"
     if result.repeat:
         ctx.reply(f"already vouched for {who.label} ({tally}){'; note updated' if note else ''}")
     elif result.transition == READY:
@@ -283,7 +273,9 @@ def unvouch(ctx: CommandContext, target: Target) -> None:
     who = subject(ctx, target)
     result = workflow.unvouch(unit(ctx), me(ctx), who)
     back = "; back to training" if result.transition == TRAINING else ""
-    ctx.reply(f"withdrew your vouch for {who.label}: {result.count}/{rules(ctx).threshold}{back}")
+    ctx.reply(
+        f"withdrew your vouch for {who.label}: {result.count}/{rules(ctx.config).threshold}{back}"
+    )
 
 
 # -- bot events ----------------------------------------------------------------------------------
@@ -306,7 +298,7 @@ def mask_grant(r: LivechatConfig, identity: Identity) -> Role:
     return Role.NONE
 
 
-@plugin.roles(names=role_name, masks=lambda config: role_masks(rules_of(config)))
+@plugin.roles(names=role_name, masks=lambda config: role_masks(rules(config)))
 def resolve_role(ctx: CommandContext, identity: Identity) -> Role:
     """The speaker's role: the people table, raised once by the config mask they are."""
     person = me(ctx)
@@ -323,7 +315,7 @@ def seen(ctx: JobContext, identity: Identity, nick: str) -> None:
     either: only a coordinator's decision (``role_manual``) lowers such a role, and then the
     mask no longer applies anyway.
     """
-    granted = mask_grant(rules(ctx), identity)
+    granted = mask_grant(rules(ctx.config), identity)
     done: dict[str, Role] = ctx.memory.setdefault("mask_grants", {})
     if granted <= done.get(identity.key, Role.NONE):
         return
@@ -334,7 +326,7 @@ def seen(ctx: JobContext, identity: Identity, nick: str) -> None:
 @plugin.on("start")
 def seed_roles(ctx: JobContext) -> None:
     """Apply ``[livechat] coordinators/helpers`` account names to the people table."""
-    r = rules(ctx)
+    r = rules(ctx.config)
     seeds: dict[str, Role] = {}
     for role, entries in ((Role.HELPER, r.helpers), (Role.COORDINATOR, r.coordinators)):
         for entry in entries:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ircbot.config import BotConfig, ConfigError, option
 from ircbot.masks import is_mask, matches_any_host, parse_mask, weak_ident_on_shared_host
 
-__all__ = ["DEFAULT_WELCOME", "LivechatConfig"]
+__all__ = ["DEFAULT_WELCOME", "LivechatConfig", "rules"]
 
 
 DEFAULT_WELCOME = (
@@ -105,3 +105,12 @@ class LivechatConfig:
                         "anyone connecting from those hosts can match it"
                     )
         return warnings
+
+
+def rules(section: object) -> LivechatConfig:
+    """The ``[livechat]`` section as configured, or its defaults when the file has none.
+
+    ``section`` is what the core holds for the plugin: a context's ``ctx.config`` for a
+    command, a job or an event handler; ``config.plugins.get("livechat")`` on the command line.
+    """
+    return section if isinstance(section, LivechatConfig) else LivechatConfig()

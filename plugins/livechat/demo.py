@@ -80,7 +80,6 @@ class Simulation:
         self.factory, self.rules, self.rng = factory, rules, rng
         self.queue: list[tuple[dt.datetime, int, Action]] = []
         self.order = itertools.count()
-        self.refused = 0
 
     def at(self, when: dt.datetime, action: Action) -> None:
         heapq.heappush(self.queue, (when, next(self.order), action))
@@ -92,7 +91,7 @@ class Simulation:
                 with transaction(self.factory) as session:
                     action(Unit(session, when, self.rules, OutboxNotifier(session, when)))
             except WorkflowError:  # the story met a rule (promoted already, say): as on IRC
-                self.refused += 1
+                continue
 
 
 def _who(unit: Unit, name: str) -> Subject:

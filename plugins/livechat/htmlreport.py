@@ -42,6 +42,7 @@ from ircbot.context import JobContext
 
 from . import charts, reportdata, views
 from .config import LivechatConfig
+from .config import rules as config_rules
 from .declaration import plugin
 from .models import ON_HOLD, READY, TRAINING
 from .reportdata import scrub
@@ -439,7 +440,7 @@ def maybe_rewrite(
 @plugin.job(every=60.0)
 def rewrite_report(ctx: JobContext) -> None:
     """Rewrite ``[livechat] report_dir`` every ``report_every`` minutes (if set)."""
-    rules = ctx.config if isinstance(ctx.config, LivechatConfig) else LivechatConfig()
+    rules = config_rules(ctx.config)
     if not rules.report_dir:
         return
     engine = ctx.session_factory.kw["bind"]

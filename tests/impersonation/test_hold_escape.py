@@ -196,7 +196,7 @@ def test_withdrawing_from_a_hold_and_starting_afresh_does_not_hide_the_hold(
         )
         # Past the promise, the reminder carries it too.
         room.bot.clock.advance(hours=24)
-        room.bot.call(room.bot.bot.run_jobs)
+        room.bot.run_jobs()
         assert room.private("he_c", "^Reminder") == (
             "Reminder: he_t (~het@127.0.0.1) has been ready for 24h, past the 24h promise. "
             f"{earlier}. Say !promote he_t (or !hold he_t <why>)"

@@ -350,7 +350,7 @@ def test_sla_reminders_and_the_idle_close_run_on_the_clock(
 
             def timers_after(**delta: float) -> None:
                 clock.advance(**delta)
-                bot.call(bot.bot.run_jobs)
+                bot.run_jobs()
 
             join_all(room, list(people.clients.values()))
             assert room.said(people.t1, "!newhelper") == WELCOMED
@@ -385,7 +385,7 @@ def test_sla_reminders_and_the_idle_close_run_on_the_clock(
             timers_after(hours=11, minutes=59)
             room.nothing_more(coordinators, "Reminder")
             timers_after(minutes=1)
-            bot.call(bot.bot.run_jobs)  # a second run at the same time reminds nobody again
+            bot.run_jobs()  # a second run at the same time reminds nobody again
             for coordinator in coordinators:
                 assert room.private(coordinator, "Reminder") == reminder.format("36h")
             room.nothing_more(coordinators, "Reminder")
@@ -401,7 +401,7 @@ def test_sla_reminders_and_the_idle_close_run_on_the_clock(
             timers_after(days=13, hours=23)
             room.nothing_more([people.t2], "No helper")
             timers_after(hours=1)
-            bot.call(bot.bot.run_jobs)
+            bot.run_jobs()
             assert room.private(people.t2, "No helper") == (
                 "No helper has vouched for you in 14 days. Still learning? Ask in the channel "
                 "to shadow chats; without a vouch in 14 days your training closes."

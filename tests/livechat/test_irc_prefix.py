@@ -103,7 +103,7 @@ class Room:
 
     def timers_after(self, **delta: float) -> None:
         self.bot.clock.advance(**delta)
-        self.bot.call(self.bot.bot.run_jobs)
+        self.bot.run_jobs()
 
 
 @pytest.fixture

@@ -27,18 +27,13 @@ import time
 from pathlib import Path
 from typing import IO
 
-__all__ = ["NgircdServer", "free_port"]
+from tests.support.ports import free_port
+
+__all__ = ["NgircdServer"]
 
 DEFAULT_NGIRCD = "/usr/sbin/ngircd"
 #: ngircd silently raises lower ping/pong timeouts to this.
 MIN_TIMEOUT = 5
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a port that was free a moment ago (the kernel picks it; a race is possible)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class NgircdServer:

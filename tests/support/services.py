@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from tests.support.ports import free_port
+
 INSPIRCD_BIN = "/usr/sbin/inspircd"
 ATHEME_BIN = "/usr/bin/atheme-services"
 
@@ -74,13 +76,6 @@ _TAG_UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 def binaries_available() -> bool:
     """Tell whether both daemons are installed, so a fixture can skip with a clear reason."""
     return os.access(INSPIRCD_BIN, os.X_OK) and os.access(ATHEME_BIN, os.X_OK)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a port that was free a moment ago: the kernel picks it, so parallel runs differ."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _unescape_tag(value: str) -> str:
