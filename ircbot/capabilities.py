@@ -19,14 +19,12 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ircbot.errors import SaslFailed
+
 __all__ = ["CapNegotiator", "SaslFailed", "sasl_plain_chunks"]
 
 logger = logging.getLogger(__name__)
 _CHUNK = 400
-
-
-class SaslFailed(Exception):
-    """SASL login did not succeed and the configuration says that is fatal."""
 
 
 def sasl_plain_chunks(username: str, password: str) -> list[str]:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from ircbot.errors import ConfigError
+
 __all__ = [
     "BotConfig",
     "Config",
@@ -43,10 +45,6 @@ __all__ = [
 
 ENV_PREFIX = "IRCBOT_"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-class ConfigError(Exception):
-    """A configuration problem, phrased for the person who wrote the file."""
 
 
 def option(

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ircbot.errors import UsageError
+
 __all__ = [
     "INT_ARG_MAX",
     "Command",
@@ -51,10 +53,6 @@ INT_ARG_MAX = 1_000_000
 """The largest ``:int`` argument: more than any page count or limit a command could mean."""
 _ASCII_NUMBER = re.compile(r"[0-9]{1,7}")
 _KINDS = ("", "nick", "int")
-
-
-class UsageError(ValueError):
-    """The words after a command don't fit its usage."""
 
 
 @dataclass(frozen=True)

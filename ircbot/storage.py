@@ -55,6 +55,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from ircbot.errors import DatabaseBusy, DatabaseUnavailable
+
 __all__ = [
     "WRITE",
     "Base",
@@ -82,19 +84,6 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-class DatabaseUnavailable(Exception):
-    """The database cannot be opened: one line naming it (password masked) and the reason.
-
-    A server that is down, a wrong host or password, an SQLite file in a folder that does
-    not exist: what the operator must fix, not a bug, so no traceback.
-    """
-
-    def __init__(self, engine: Engine, error: OperationalError) -> None:
-        url = engine.url.render_as_string(hide_password=True)
-        reason = str(error.orig or error).strip().partition("\n")[0]
-        super().__init__(f"cannot open the database {url}: {reason}")
 
 
 class Base(DeclarativeBase):
@@ -127,14 +116,6 @@ _SQLITE_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED (extended codes keep them in
 # lock_not_available (lock_timeout), query_canceled (statement_timeout), serialization
 # failure, deadlock detected: another transaction was in the way, nothing is wrong with ours.
 _PG_BUSY = {"55P03", "57014", "40001", "40P01"}
-
-
-class DatabaseBusy(Exception):
-    """Another transaction held a lock past our wait: try again in a moment.
-
-    Nothing was written (the unit was rolled back). The bot answers "the database is busy,
-    try again in a moment"; the CLI prints one line and exits with code 1.
-    """
 
 
 def is_busy(exc: BaseException) -> bool:

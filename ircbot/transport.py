@@ -37,6 +37,7 @@ import irc.client
 from ircbot.capabilities import CapNegotiator, SaslFailed
 from ircbot.casemapping import CaseMapping
 from ircbot.config import IrcConfig
+from ircbot.errors import FatalError
 from ircbot.lines import ServerLineBuffer, sanitize, split_message, text_budget
 from ircbot.outqueue import Lane, OnSent, OutputQueue, Requester
 from ircbot.ratelimit import TokenBucket
@@ -49,13 +50,6 @@ VERSION = "livechat-bot 0.1"
 # from one person or many, from filling the output queue ahead of command replies.
 _CTCP_BURST = 3
 _CTCP_RATE = 0.2
-
-
-class FatalError(Exception):
-    """An error after which the bot must stop rather than carry on (e.g. SASL required).
-
-    Its reason is logged where it is raised, so whoever catches it only stops the bot.
-    """
 
 
 class Backoff:
