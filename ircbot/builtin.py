@@ -21,20 +21,17 @@ def ping(ctx: CommandContext, text: str | None = None) -> None:
     help="List the commands you may use, or explain one.",
 )
 def help_(ctx: CommandContext, name: str | None = None) -> None:
-    dispatcher = ctx.dispatcher
-    prefix = ctx.prefix
+    """Answered from ``ctx.commands``, the read-only catalog: what exists, and for whom."""
+    catalog, prefix = ctx.commands, ctx.prefix
+    if catalog is None:  # a context made by hand, outside a bot: nothing is declared
+        ctx.reply("No commands here.")
+        return
     if name:
-        command = dispatcher.commands.get(name.lower().removeprefix(prefix))
+        command = catalog.find(name)
         if command is None:
             ctx.reply(f"No command {prefix}{name.removeprefix(prefix)}; say {prefix}help.")
             return
-        who = f" ({ctx.role_name(command.role)}s)" if command.role is not None else ""
-        ctx.reply(f"{dispatcher.usage_line(command)}: {command.help_text(prefix)}{who}")
+        ctx.reply(catalog.describe(command))
         return
-    role = dispatcher.role_of(ctx) if ctx.sender else None
-    usable = [
-        f"{prefix}{c.name}"
-        for c in dispatcher.declared
-        if c.role is None or (role is not None and role >= c.role)
-    ]
-    ctx.reply(f"Commands: {' '.join(usable)}. Say {prefix}help <command> for details.")
+    usable = " ".join(f"{prefix}{c.name}" for c in catalog.usable_by(ctx))
+    ctx.reply(f"Commands: {usable}. Say {prefix}help <command> for details.")

@@ -6,17 +6,22 @@ Durable messages (:meth:`BaseContext.notify`) go to the outbox table inside the 
 transaction, and so do mail and webhook posts (:meth:`BaseContext.mail`,
 :meth:`BaseContext.post_event`, the :mod:`ircbot.outbound` queue), whose sender is woken
 once the transaction has committed.
+
+A handler sees what it needs and no more: the request (who is asking, where), the session,
+config and clock, ways to answer, a read-only :class:`NetworkView` and, for ``!help``, a
+read-only :class:`CommandCatalog`. The dispatcher, the network state and the transport stay
+out of reach.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from ircbot import outbound, outbox, storage
 from ircbot.clock import Clock
@@ -24,8 +29,12 @@ from ircbot.identity import Identity
 from ircbot.identity_policy import IdentityPolicy
 from ircbot.outbound import OutOfBand
 
+if TYPE_CHECKING:
+    from ircbot.plugin import Command
+
 __all__ = [
     "BaseContext",
+    "CommandCatalog",
     "CommandContext",
     "JobContext",
     "LiveNetworkView",
@@ -55,6 +64,19 @@ class NetworkView(Protocol):
     @property
     def home_channel(self) -> str | None:
         """The first configured channel: where announcements go by default."""
+
+
+class CommandCatalog(Protocol):
+    """The declared commands, read-only: what ``!help`` needs to answer one person."""
+
+    def find(self, name: str) -> Command | None:
+        """The command called ``name`` or having it as an alias (a leading prefix is ignored)."""
+
+    def usable_by(self, ctx: CommandContext) -> Sequence[Command]:
+        """Each command the person asking may use (their role looked up if need be), once."""
+
+    def describe(self, command: Command) -> str:
+        """``!vouch <nick> [note...]: <help text> (helpers)``: the usage, help and role."""
 
 
 class LiveNetworkView:
@@ -198,15 +220,61 @@ class BaseContext:
 
 
 @dataclass
+class _Kept:
+    """What a refusal leaves in place: everything before the command's checkpoint.
+
+    One object shared by a context and its :meth:`~BaseContext.with_config` copies (the role
+    resolver runs with one), so a checkpoint taken through either counts for both.
+    """
+
+    savepoint: SessionTransaction | None = None
+    replies: int = 0
+    notified: frozenset[str] = frozenset()
+
+
+@dataclass
 class CommandContext(BaseContext):
-    """One command from one person."""
+    """One command from one person: who is asking (``nick``, ``sender``, ``role`` once a
+    role was required), where (``channel``, None in private) and how commands are spelt
+    (``prefix``)."""
 
     nick: str = ""
     sender: Identity | None = None
     channel: str | None = None
     role: Any = None
-    role_name: Callable[[Any], str] = str
-    dispatcher: Any = None
+    #: The declared commands (``!help`` reads them); None in a context made by hand.
+    commands: CommandCatalog | None = None
+    _kept: _Kept = field(default_factory=_Kept)
+
+    def checkpoint(self) -> None:
+        """Keep what this command has done so far, even if it is then refused.
+
+        For what the bot learns about the speaker before it judges the request (their row,
+        the nick they use now, a role a config mask grants them): a
+        :class:`~ircbot.errors.Refusal` raised after this undoes only what came after it,
+        replies included. Without a checkpoint a refusal undoes the whole command. Opens the
+        session if need be.
+        """
+        kept = self._kept
+        if kept.savepoint is not None and kept.savepoint.is_active:
+            kept.savepoint.commit()  # released: what it covered is kept as well
+        kept.savepoint = self.session.begin_nested()
+        kept.replies, kept.notified = len(self.outgoing), frozenset(self.notified)
+
+    def finish_refused(self) -> None:
+        """End a refused command: undo it back to its checkpoint and commit what was kept
+        (nothing, if it took no checkpoint). Called by the dispatcher, not by handlers."""
+        kept, self._kept = self._kept, _Kept()
+        if kept.savepoint is None:
+            self.outgoing.clear()
+            self.notified.clear()
+            self.finish(commit=False)
+            return
+        if kept.savepoint.is_active:
+            kept.savepoint.rollback()
+        del self.outgoing[kept.replies :]
+        self.notified.intersection_update(kept.notified)
+        self.finish(commit=True)
 
     def reply(self, text: str) -> None:
         """Answer where the command was said: in channel addressed to the sender, or in PM."""

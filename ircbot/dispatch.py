@@ -5,8 +5,10 @@ The path of one command, top to bottom: recognise ``!name`` (anything else costs
 the declared usage -> resolve the sender's identity and any nick arguments (maybe by WHOIS,
 in which case the rest runs when the answer arrives) -> check the role -> run the handler in
 one database transaction -> commit -> send the replies it collected and deliver the durable
-messages it wrote. A refusal is one short reply; a crash is one short reply plus the
-traceback in the log, and the bot goes on serving.
+messages it wrote. A refusal (:class:`~ircbot.errors.Refusal`) is one short reply, and undoes
+the command back to its checkpoint (:meth:`~ircbot.context.CommandContext.checkpoint`),
+keeping what the bot learnt about the speaker; a crash is one short reply plus the traceback
+in the log, and the bot goes on serving.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from ircbot.catalog import Catalog
 from ircbot.clock import Clock
 from ircbot.context import CommandContext, NetworkView, Outgoing
-from ircbot.errors import CommandError
+from ircbot.errors import Refusal, UsageError
 from ircbot.identity import Identity, Target
 from ircbot.identity_policy import IdentityPolicy, Status, Who
 from ircbot.outbound import OutOfBand
 from ircbot.outqueue import Requester
-from ircbot.plugin import Command, Plugin, UsageError, split_args
+from ircbot.plugin import Command, Plugin, split_args
 from ircbot.ratelimit import TokenBucket
 from ircbot.resolver import Resolver, WhoisResult
 from ircbot.storage import DatabaseBusy, optimistic
@@ -107,27 +110,16 @@ class Dispatcher:
         self.notified = notified
         self.out_of_band = out_of_band or OutOfBand()
         self.plugin_configs = plugin_configs
-        self.commands: dict[str, Command] = {}
-        self.role_resolver: Callable[[Any, Identity], Any] | None = None
-        self.role_name: Callable[[Any], str] = str
-        self.role_plugin: str | None = None
-        for plugin in plugins:
-            for command in plugin.commands:
-                for name in (command.name, *command.aliases):
-                    if name in self.commands:
-                        raise ValueError(f"command !{name} declared twice")
-                    self.commands[name] = command
-            if plugin.role_resolver and self.role_resolver is None:
-                self.role_resolver, self.role_name = plugin.role_resolver, plugin.role_names
-                self.role_plugin = plugin.name
+        self.catalog = Catalog(plugins, prefix=prefix, plugin_configs=plugin_configs)
+        self.commands = self.catalog.commands
 
     @property
     def declared(self) -> list[Command]:
         """Each command once, in declaration order (aliases folded in)."""
-        return list(dict.fromkeys(self.commands.values()))
+        return self.catalog.declared
 
     def usage_line(self, command: Command) -> str:
-        return f"{self.prefix}{command.name} {command.shown_usage}".rstrip()
+        return self.catalog.usage_line(command)
 
     # -- entry point ----------------------------------------------------------------------
     def on_message(
@@ -248,16 +240,24 @@ class Dispatcher:
                 channel=channel,
                 prefix=self.prefix,
                 out_of_band=self.out_of_band,
-                role_name=self.role_name,
-                dispatcher=self,
+                commands=self.catalog,
             )
             try:
                 if command.role is not None:
-                    ctx.role = self.role_of(ctx)
-                    if ctx.role is None or ctx.role < command.role:
-                        raise CommandError(self._refusal(command, ctx.sender))
-                command.handler(ctx, *args)
-                ctx.finish(commit=True)
+                    ctx.role = self.catalog.role_of(ctx)
+                    if not self.catalog.allows(command, ctx.role):
+                        # Decided before the command runs: nothing of the request is kept,
+                        # not even what the role lookup noted about the speaker.
+                        ctx.finish(commit=False)
+                        ctx.reply(self._refusal(command, ctx.sender))
+                        return ctx
+                try:
+                    command.handler(ctx, *args)
+                except Refusal as refusal:
+                    ctx.finish_refused()  # back to the checkpoint; what was kept commits
+                    ctx.reply(str(refusal))
+                else:
+                    ctx.finish(commit=True)
             except BaseException:
                 ctx.finish(commit=False)
                 raise
@@ -265,9 +265,6 @@ class Dispatcher:
 
         try:
             ctx = optimistic(self.session_factory, attempt)
-        except CommandError as exc:
-            reply(str(exc))
-            return
         except DatabaseBusy as exc:
             logger.warning("%s%s from %s: database busy (%s)", self.prefix, command.name, nick, exc)
             reply("the database is busy, try again in a moment")
@@ -281,7 +278,7 @@ class Dispatcher:
             self.notified(ctx.notified)
 
     def _refusal(self, command: Command, sender: Identity | None) -> str:
-        only = f"{self.prefix}{command.name} is for {self.role_name(command.role)}s only."
+        only = f"{self.prefix}{command.name} is for {self.catalog.role_name(command.role)}s only."
         if sender is not None and sender.ambiguous:
             masks = ", ".join(sender.ambiguous)
             return (
@@ -289,17 +286,6 @@ class Dispatcher:
                 "so I can't tell which person you are: ask for the configuration to be fixed."
             )
         return only
-
-    def role_of(self, ctx: CommandContext) -> Any:
-        """The sender's role, asked of the plugin that declares roles (None if none does).
-
-        The resolver sees its own plugin's config (where its roles are configured), not
-        that of the command being run, which may be another plugin's or the core's (``!help``).
-        """
-        if self.role_resolver is None or ctx.sender is None:
-            return None
-        owner = ctx.with_config(self.plugin_configs.get(self.role_plugin or ""))
-        return self.role_resolver(owner, ctx.sender)
 
     def flush(self, outgoing: Iterable[Outgoing], requester: Requester | None = None) -> None:
         """Send what a unit of work said: as the answer to ``requester``, the person who

@@ -21,7 +21,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ircbot import outbox
-from ircbot.errors import CommandError
+from ircbot.errors import Refusal
 from ircbot.outbox import OutboxMessage
 from ircbot.plugin import Plugin
 from ircbot.storage import (
@@ -187,7 +187,7 @@ def _noterefuse(ctx) -> None:
     ctx.reply("this reply must never be sent either")
     ctx.notify(RECIPIENT, "written by a command that refused", ref="txprobe")
     ctx.session.flush()
-    raise CommandError("refused after the write")
+    raise Refusal("refused after the write")
 
 
 @txprobe.command("noteok", help="Writes a durable message and succeeds.")

@@ -1,8 +1,10 @@
 """The coordinators' commands: the ready list, promotion, holds, rejections and roles.
 
 Same shape as :mod:`.commands`: resolve, call one workflow function, reply briefly. The
-dispatcher has already checked the role declared here; the workflow checks it again, so the
-command line (which has no dispatcher) gets the same rule.
+dispatcher has already checked the role declared here (the role resolver recorded the
+speaker first, see :func:`.commands.record_speaker`); the workflow checks it again, so the
+command line (which has no dispatcher) gets the same rule. A refusal is an
+:class:`ircbot.Refusal` the dispatcher answers.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from ircbot.context import CommandContext
 from ircbot.identity import Target
 
 from . import team, views, workflow
-from .commands import highlight, me, refusing, status_of, subject, unit
+from .commands import highlight, record_speaker, status_of, subject, unit
 from .config import rules
 from .declaration import plugin
 from .models import READY
@@ -27,7 +29,6 @@ __all__: list[str] = []
     role=Role.COORDINATOR,
     help="Trainees awaiting promotion: vouchers, chat account, time waiting (one in detail).",
 )
-@refusing
 def ready(ctx: CommandContext, target: Target | None = None) -> None:
     r = rules(ctx.config)
     if target is not None:
@@ -61,10 +62,9 @@ def ready(ctx: CommandContext, target: Target | None = None) -> None:
     role=Role.COORDINATOR,
     help="Make a ready trainee a helper (by nick, or account:NAME / their mask).",
 )
-@refusing
 def promote(ctx: CommandContext, target: Target) -> None:
     who = subject(ctx, target)
-    workflow.promote(unit(ctx), me(ctx), who)
+    workflow.promote(unit(ctx), record_speaker(ctx), who)
     ctx.reply(f"{who.label} is now a helper; they have been told")
 
 
@@ -74,20 +74,18 @@ def promote(ctx: CommandContext, target: Target) -> None:
     role=Role.COORDINATOR,
     help="Pause a trainee: no pings, no promotion, until {prefix}unhold.",
 )
-@refusing
 def hold(ctx: CommandContext, target: Target, reason: str) -> None:
     who = subject(ctx, target)
-    workflow.hold(unit(ctx), me(ctx), who, reason)
+    workflow.hold(unit(ctx), record_speaker(ctx), who, reason)
     ctx.reply(f"{who.label} is on hold: {reason}")
 
 
 @plugin.command(
     "unhold", usage="<nick:nick>", role=Role.COORDINATOR, help="Resume a trainee put on hold."
 )
-@refusing
 def unhold(ctx: CommandContext, target: Target) -> None:
     who = subject(ctx, target)
-    trainee, pinged = workflow.unhold(unit(ctx), me(ctx), who)
+    trainee, pinged = workflow.unhold(unit(ctx), record_speaker(ctx), who)
     if trainee.state == READY:
         ctx.reply(f"{who.label} is off hold and ready; coordinators are pinged")
         highlight(ctx, pinged, f"{who.nick} is ready for promotion.")
@@ -101,16 +99,15 @@ def unhold(ctx: CommandContext, target: Target) -> None:
     role=Role.COORDINATOR,
     help="End a trainee's training, with the reason kept (they may {prefix}newhelper again).",
 )
-@refusing
 def reject(ctx: CommandContext, target: Target, reason: str) -> None:
     who = subject(ctx, target)
-    workflow.reject(unit(ctx), me(ctx), who, reason)
+    workflow.reject(unit(ctx), record_speaker(ctx), who, reason)
     ctx.reply(f"{who.label}'s training is closed (rejected): {reason}")
 
 
 def _change(ctx: CommandContext, which: str, action: str, target: Target) -> None:
     who = subject(ctx, target, create=action == "add")
-    change = team.change_role(unit(ctx), me(ctx), who, which, action)
+    change = team.change_role(unit(ctx), record_speaker(ctx), who, which, action)
     if change.new >= change.old:
         line = f"{who.label} is now a {change.new.label}"
     elif change.new:
@@ -129,7 +126,6 @@ def _change(ctx: CommandContext, which: str, action: str, target: Target) -> Non
     role=Role.COORDINATOR,
     help="Add or remove a helper: someone here now, or account:NAME (a mask in hostmask mode).",
 )
-@refusing
 def helper(ctx: CommandContext, action: str, target: Target) -> None:
     _change(ctx, "helper", action, target)
 
@@ -140,6 +136,5 @@ def helper(ctx: CommandContext, action: str, target: Target) -> None:
     role=Role.COORDINATOR,
     help="Add or remove a coordinator: someone here now, or account:NAME (or a mask).",
 )
-@refusing
 def coordinator(ctx: CommandContext, action: str, target: Target) -> None:
     _change(ctx, "coordinator", action, target)

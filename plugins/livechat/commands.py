@@ -2,18 +2,17 @@
 
 Each handler reads top to bottom: resolve who is speaking and whom they name, call one
 workflow function, reply in a line or two naming the nick and the state. The rules and the
-reasons for refusing live in :mod:`.workflow`; a refusal (:class:`~.workflow.WorkflowError`)
-is replied as it is (see :func:`refusing`).
+reasons for refusing live in :mod:`.workflow`; a refusal (:class:`~.workflow.WorkflowError`,
+an :class:`ircbot.Refusal`) is replied as it is by the dispatcher, which undoes the command
+but keeps what :func:`record_speaker` recorded before it.
 Coordinators' commands are in :mod:`.admin`; the bot events (roles, start, timers,
 deliveries, people seen) at the end of this file.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -30,7 +29,7 @@ from .roles import Role, role_name
 from .store import AmbiguousNick, Subject, Unit, log_delivery, nick_claimant, person_by_key, touch
 from .timers import run_timers
 
-__all__ = ["highlight", "me", "refusing", "rules", "status_of", "subject", "unit"]
+__all__ = ["highlight", "record_speaker", "rules", "status_of", "subject", "unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,25 +50,32 @@ def status_of(ctx: CommandContext, who: Subject, *, me: bool) -> str:
     return views.status(ctx.session, rules(ctx.config), ctx.now, who, me=me, prefix=ctx.prefix)
 
 
-def me(ctx: CommandContext) -> Person | None:
-    """The speaker's person row (None if unidentified), as :func:`recognise` finds it.
+def record_speaker(ctx: CommandContext) -> Person | None:
+    """Record who is speaking and return their row (None if unidentified): a write.
 
-    The role check, the refusal wrapper and the handler all ask; the row is looked up once
-    per command and kept in the command's own session.
+    The first call of a command does what :func:`record_person` does (creates the row of a
+    new person, notes the nick, applies a config mask's role) and takes the command's
+    checkpoint (:meth:`~ircbot.context.CommandContext.checkpoint`), so what it recorded stays
+    even if the command is then refused. Every handler calls it before anything can refuse;
+    for a command that requires a role the resolver (:func:`resolve_role`) has already done
+    so, before the dispatcher checks the role. Later calls return the row kept in the
+    command's own session.
     """
     if ctx.sender is None:
         return None
     found = ctx.session.info.get(_SPEAKER)
     if found is not None and found[0] == ctx.sender.key:
         return found[1]
-    person = recognise(ctx, ctx.sender, ctx.nick)
+    person = record_person(ctx, ctx.sender, ctx.nick)
     ctx.session.info[_SPEAKER] = (ctx.sender.key, person)
+    ctx.checkpoint()
     return person
 
 
-def recognise(ctx: BaseContext, identity: Identity, nick: str) -> Person:
-    """The person behind ``identity`` (created if new), noting the nick they use now and
-    raising their role once if a configured ``nick!user@host`` mask grants more."""
+def record_person(ctx: BaseContext, identity: Identity, nick: str) -> Person:
+    """Record the person behind ``identity`` (a row created if new), the nick they use now,
+    and the role a configured ``nick!user@host`` mask grants them if it is more; return
+    their row."""
     person = touch(unit(ctx), identity.key, nick, ctx.network.fold(nick))
     granted = mask_grant(rules(ctx.config), identity)
     if granted > person.role and not person.role_manual:
@@ -114,25 +120,6 @@ def subject(ctx: CommandContext, target: Target, *, create: bool = False) -> Sub
     return Subject(target.nick, found, offline=True)
 
 
-def refusing(fn: Callable[..., None]) -> Callable[..., None]:
-    """Answer the workflow's refusals with their short reason.
-
-    The command runs in a savepoint, so a refusal undoes whatever it began; what the bot
-    learnt about the speaker (their nick, a role a config mask grants) is kept.
-    """
-
-    @functools.wraps(fn)
-    def handler(ctx: CommandContext, *args: Any) -> None:
-        me(ctx)
-        try:
-            with ctx.session.begin_nested():
-                fn(ctx, *args)
-        except workflow.WorkflowError as err:
-            ctx.reply(str(err))
-
-    return handler
-
-
 def channel(ctx: BaseContext) -> str | None:
     return rules(ctx.config).channel or None
 
@@ -158,9 +145,8 @@ def in_pages(ctx: CommandContext, items: Sequence[str], per_line: int = 5) -> No
     identified=True,
     help="Become a trainee (give your live-chat account name if you have one).",
 )
-@refusing
 def newhelper(ctx: CommandContext, chat_account: str | None = None) -> None:
-    person = me(ctx)
+    person = record_speaker(ctx)
     registration = workflow.register(unit(ctx), person, chat_account)
     if not registration.created:
         ctx.reply(status_of(ctx, Subject(ctx.nick, person), me=True))
@@ -182,9 +168,8 @@ def newhelper(ctx: CommandContext, chat_account: str | None = None) -> None:
     identified=True,
     help="Leave training ({prefix}newhelper to return).",
 )
-@refusing
 def withdraw(ctx: CommandContext, reason: str | None = None) -> None:
-    workflow.withdraw(unit(ctx), me(ctx), reason)
+    workflow.withdraw(unit(ctx), record_speaker(ctx), reason)
     ctx.reply(
         f"you have left training (withdrawn); say {ctx.prefix}newhelper to come back any time"
     )
@@ -195,23 +180,22 @@ def withdraw(ctx: CommandContext, reason: str | None = None) -> None:
     usage="[nick:nick]",
     help="A trainee's state, vouches and since when (yours if no nick).",
 )
-@refusing
 def status(ctx: CommandContext, target: Target | None = None) -> None:
     if target is None:
-        person = me(ctx)
+        person = record_speaker(ctx)
         if person is None:
             raise workflow.NotIdentified(
                 "I can't tell who you are: log in to services, or name a nick"
             )
         ctx.reply(status_of(ctx, Subject(ctx.nick, person), me=True))
         return
-    me(ctx)
+    record_speaker(ctx)
     ctx.reply(status_of(ctx, subject(ctx, target), me=False))
 
 
 @plugin.command("trainees", usage="[page:int]", help="Who is in training or ready, with counts.")
 def trainees(ctx: CommandContext, page: int | None = None) -> None:
-    me(ctx)
+    record_speaker(ctx)
     number = page or 1
     found, listed, pages = views.trainees_page(ctx.session, rules(ctx.config), ctx.now, number)
     summary = f"{found[READY]} ready, {found[TRAINING]} in training, {found[ON_HOLD]} on hold"
@@ -230,9 +214,8 @@ def trainees(ctx: CommandContext, page: int | None = None) -> None:
 
 
 @plugin.command("history", usage="<nick:nick>", help="A trainee's timeline, by private message.")
-@refusing
 def history(ctx: CommandContext, target: Target) -> None:
-    me(ctx)
+    record_speaker(ctx)
     who = subject(ctx, target)
     if who.person is None:
         raise workflow.NotATrainee(f"I have no history for {who.label}")
@@ -252,10 +235,9 @@ def history(ctx: CommandContext, target: Target) -> None:
     role=Role.HELPER,
     help="Say a trainee you worked with is ready to help on their own (one vouch per helper).",
 )
-@refusing
 def vouch(ctx: CommandContext, target: Target, note: str | None = None) -> None:
     who = subject(ctx, target)
-    result = workflow.vouch(unit(ctx), me(ctx), who, note)
+    result = workflow.vouch(unit(ctx), record_speaker(ctx), who, note)
     tally = f"{result.count}/{rules(ctx.config).threshold}"
     if result.repeat:
         ctx.reply(f"already vouched for {who.label} ({tally}){'; note updated' if note else ''}")
@@ -268,10 +250,9 @@ def vouch(ctx: CommandContext, target: Target, note: str | None = None) -> None:
 
 
 @plugin.command("unvouch", usage="<nick:nick>", role=Role.HELPER, help="Withdraw your vouch.")
-@refusing
 def unvouch(ctx: CommandContext, target: Target) -> None:
     who = subject(ctx, target)
-    result = workflow.unvouch(unit(ctx), me(ctx), who)
+    result = workflow.unvouch(unit(ctx), record_speaker(ctx), who)
     back = "; back to training" if result.transition == TRAINING else ""
     ctx.reply(
         f"withdrew your vouch for {who.label}: {result.count}/{rules(ctx.config).threshold}{back}"
@@ -300,8 +281,9 @@ def mask_grant(r: LivechatConfig, identity: Identity) -> Role:
 
 @plugin.roles(names=role_name, masks=lambda config: role_masks(rules(config)))
 def resolve_role(ctx: CommandContext, identity: Identity) -> Role:
-    """The speaker's role: the people table, raised once by the config mask they are."""
-    person = me(ctx)
+    """The speaker's role: the people table, raised once by the config mask they are (and
+    the speaker recorded, see :func:`record_speaker`)."""
+    person = record_speaker(ctx)
     return person.role if person else Role.NONE
 
 
@@ -319,7 +301,7 @@ def seen(ctx: JobContext, identity: Identity, nick: str) -> None:
     done: dict[str, Role] = ctx.memory.setdefault("mask_grants", {})
     if granted <= done.get(identity.key, Role.NONE):
         return
-    recognise(ctx, identity, nick)
+    record_person(ctx, identity, nick)
     done[identity.key] = granted
 
 

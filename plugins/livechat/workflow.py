@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from ircbot.errors import Refusal
+
 from .models import (
     ON_HOLD,
     OPEN,
@@ -107,8 +109,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class WorkflowError(Exception):
-    """A refusal; ``str(err)`` is the short reply for the person who asked."""
+class WorkflowError(Refusal):
+    """A refusal; ``str(err)`` is the short reply for the person who asked.
+
+    An :class:`ircbot.Refusal`, so on IRC the dispatcher answers it as it answers any other;
+    the command line (:mod:`.cli`) prints it.
+    """
 
 
 class NotIdentified(WorkflowError):

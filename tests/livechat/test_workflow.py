@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from ircbot.casemapping import CaseMapping
 from ircbot.context import CommandContext
-from ircbot.errors import CommandError
+from ircbot.errors import Refusal
 from ircbot.identity import Identity, Target
 from ircbot.identity_policy import HostmaskPolicy
 from ircbot.network import NetworkState
@@ -555,8 +555,8 @@ def say(team: Team, network: Network, nick: str, handler, *args) -> list[str]:
         if getattr(handler, "role", None) is not None:
             assert commands.resolve_role(ctx, ctx.sender) >= handler.role
         handler(ctx, *args)
-    except CommandError as refusal:
-        ctx.finish(commit=False)
+    except Refusal as refusal:
+        ctx.finish_refused()  # as the dispatcher does: back to the checkpoint
         return [f"#livechat {nick}: {refusal}"]
     ctx.finish(commit=True)
     return [f"{line.target} {line.text}" for line in ctx.outgoing]
