@@ -26,7 +26,7 @@ The trainee is in the channel in the first two, as in the tests, so that the fig
 those of the bot's output queue.
 
 Waits longer than ``--give-up`` seconds are printed as ``>N`` (the old single queue can take
-minutes to drain). Nothing is asserted: tests/test_output_fairness.py holds the pass/fail
+minutes to drain). Nothing is asserted: tests/irc/test_output_fairness.py holds the pass/fail
 checks; this prints the figures.
 """
 

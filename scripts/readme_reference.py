@@ -1,7 +1,7 @@
 """Rewrite the README's generated tables (commands, configuration) from the declarations.
 
 Run after adding or changing a command or a config key: ``python scripts/readme_reference.py``.
-tests/test_readme.py fails while the README and the code disagree.
+tests/unit/test_readme.py fails while the README and the code disagree.
 """
 
 from __future__ import annotations

@@ -244,7 +244,7 @@ def test_the_old_nick_taken_after_a_nick_change_names_the_new_holder(room: Room)
 def test_control_codes_sent_to_the_bot_never_reach_its_wire(room: Room) -> None:
     mia = room.connect("imia", "imia")
     # (A NUL would end ngircd's whole read buffer, not reach the bot: the scripted-server
-    # tests of hostile input in tests/test_core_irc.py send the bot one.)
+    # tests of hostile input in tests/irc/test_core_irc.py send the bot one.)
     mia.send_raw(b"PRIVMSG " + CHAN.encode() + b" :!ping c\x01d\x02e")
     answer = mia.expect(r"^imia: pong c", source=BOT, target=CHAN).raw
     assert not set(answer) & {"\r", "\n", "\x00"}, answer

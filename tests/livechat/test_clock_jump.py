@@ -6,7 +6,7 @@ ahead, as after a suspended host or a paused VM. The timers job (due every minut
 once, not 21,600 times: the bot answers again within seconds having used well under half a
 second of CPU, and the coordinator gets one SLA reminder for the whole missed time. Then the
 clocks step back to real time (an NTP step, a restored snapshot): the jobs keep running.
-The job runner's rules themselves are unit-tested in ``tests/test_jobs.py``.
+The job runner's rules themselves are unit-tested in ``tests/unit/test_jobs.py``.
 """
 
 from __future__ import annotations

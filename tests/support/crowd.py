@@ -1,7 +1,7 @@
 """A busy channel for the output fairness checks: a livechat database with a long history,
 and the commands a crowd sends at once.
 
-Shared by tests/test_output_fairness.py (pass/fail) and bench/fairness.py (figures), so both
+Shared by tests/irc/test_output_fairness.py (pass/fail) and bench/fairness.py (figures), so both
 measure the same thing. The rows are written by the plugin's own workflow code, as the bot
 writes them, each step in one transaction.
 """

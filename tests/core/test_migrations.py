@@ -37,7 +37,7 @@ from tests.support.postgres import BACKENDS, database_url
 
 pytestmark = pytest.mark.timeout(120)
 
-RELEASE_0_1_0 = Path(__file__).parent / "data" / "release_0_1_0"
+RELEASE_0_1_0 = Path(__file__).parents[1] / "data" / "release_0_1_0"
 LIVECHAT_TABLES = {"people", "trainees", "vouches", "audit_events"}
 CORE_TABLES = {"outbox", "outbound", "alembic_version"}
 CORE_HEAD = "0003_outbound"  # the core's newest revision

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "contrib" / "ircbot.service"
 IRCBOT = Path(sys.executable).parent / "ircbot"
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from tests.support.botproc import BotProcess, dump_toml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "karma"
 
 pytestmark = pytest.mark.timeout(240)

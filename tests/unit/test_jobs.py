@@ -1,7 +1,7 @@
 """The job runner's rules on a clock the test moves: cadence without drift, missed runs
 collapsed into one after a jump forward, and a step backwards that delays a job by one period
 at most. (That a real bot process keeps answering after its clocks jump is in
-``tests/test_clock_jump.py``.)"""
+``tests/livechat/test_clock_jump.py``.)"""
 
 from __future__ import annotations
 
