@@ -9,7 +9,7 @@ SQLite file (and a fresh PostgreSQL database with ``--postgres``) migrated as th
   for channels of ``--members`` members whose accounts the bot knows: one index lookup per
   pending recipient (the network state indexes users by account and ``user@host``), so it
   costs O(pending recipients) whatever the channel's size;
-* the prune (``Bot.prune_outbox``, hourly): one run that finds nothing to delete beside the
+* the prune (``outbox.prune_expired``, hourly): one run that finds nothing to delete beside the
   pending rows (a scan of the outbox), and draining ``--rows`` old delivered/cancelled rows
   in the bot's batches (the longest single batch is the longest the write lock is held).
 """
@@ -30,11 +30,11 @@ from _common import cpu_note
 from sqlalchemy import func, insert, select
 
 from ircbot import outbox
-from ircbot.bot import PRUNE_BATCH, PRUNE_BATCHES
 from ircbot.clock import ManualClock
 from ircbot.delivery import Delivery
 from ircbot.identity_policy import AccountPolicy
 from ircbot.network import NetworkState
+from ircbot.outbox import PRUNE_BATCH, PRUNE_BATCHES
 from ircbot.resolver import Resolver
 from ircbot.storage import make_engine, make_session_factory, migrate, reading, transaction
 from tests.support.postgres import postgres_available, postgres_database

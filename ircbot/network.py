@@ -46,6 +46,7 @@ class NetworkState:
 
     def __init__(self, channels: Iterable[str] = ()) -> None:
         self.casemapping = CaseMapping.from_name(None)
+        # Enabled on the connection: the transport's negotiation fills this very set.
         self.caps: set[str] = set()
         self.users: dict[str, User] = {}
         self.joined: set[str] = set()
@@ -250,4 +251,4 @@ class NetworkState:
         self.joined.clear()
         self._by_account.clear()
         self._by_userhost.clear()
-        self.caps = set()
+        self.caps.clear()  # the set is shared with the transport: emptied, not replaced

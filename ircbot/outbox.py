@@ -17,6 +17,8 @@ sent when stays in the plugins' audit logs (livechat logs every ping it delivers
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -33,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from ircbot import storage
 from ircbot.storage import Base, UTCDateTime
 
 __all__ = [
@@ -43,7 +46,12 @@ __all__ = [
     "pending_for",
     "pending_recipients",
     "prune",
+    "prune_expired",
 ]
+
+logger = logging.getLogger(__name__)
+PRUNE_BATCH = 500  # rows per delete transaction
+PRUNE_BATCHES = 20  # transactions per prune run
 
 
 class OutboxMessage(Base):
@@ -131,3 +139,36 @@ def prune(session: Session, *, before: dt.datetime, limit: int) -> int:
     batch = select(OutboxMessage.id).where(done).limit(limit)
     stmt = delete(OutboxMessage).where(OutboxMessage.id.in_(batch))
     return _rowcount(session, stmt.execution_options(synchronize_session=False))
+
+
+def prune_expired(
+    session_factory: Any,
+    *,
+    before: dt.datetime,
+    queries: Sequence[Callable[..., int]] = (prune,),
+) -> int:
+    """Delete the rows each of ``queries`` (:func:`prune`, or another queue's alike) finds
+    done before ``before``; say how many in all.
+
+    Batches of :data:`PRUNE_BATCH` rows, each its own short write transaction, at most
+    :data:`PRUNE_BATCHES` a run per query: a first run on a large backlog is spread over
+    several hours instead of holding the bot (and the write lock) for long. Busy: next run.
+    """
+    total = 0
+    for query in queries:
+        for _ in range(PRUNE_BATCHES):
+            try:
+                with storage.transaction(session_factory) as session:
+                    deleted = query(session, before=before, limit=PRUNE_BATCH)
+            except Exception as exc:
+                if not storage.is_busy(exc):
+                    logger.exception("pruning the outbox failed")
+                else:
+                    logger.warning("pruning the outbox: the database is busy; next time")
+                break
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                break
+    if total:
+        logger.info("pruned %d outbox messages delivered or cancelled before %s", total, before)
+    return total

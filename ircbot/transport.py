@@ -117,7 +117,12 @@ class Transport:
         clock: Callable[[], float],
         rng: Callable[[], float] = random.random,
         reply_backlog: int = 10,
+        fold: Callable[[str], str] | None = None,
+        caps: set[str] | None = None,
     ) -> None:
+        """``fold`` compares nicks as the server does (the network state's, which follows its
+        CASEMAPPING); ``caps`` is the set the negotiation fills with the capabilities enabled
+        on the current connection (the network state's, which the identity policy reads)."""
         self.cfg = cfg
         self.sasl_password = sasl_password
         self.clock = clock
@@ -131,13 +136,11 @@ class Transport:
         self._ctcp_bucket = TokenBucket(_CTCP_BURST, _CTCP_RATE, clock)
         self.backoff = Backoff(cfg.reconnect_min, cfg.reconnect_max, rng)
         self.nicks = [cfg.nick, *cfg.alt_nicks]
-        # Replaced by the network state's fold once the server's CASEMAPPING is known.
-        self.fold: Callable[[str], str] = CaseMapping.from_name(None).fold
+        self.fold = fold or CaseMapping.from_name(None).fold
+        self.caps: set[str] = set() if caps is None else caps
         self.negotiator: CapNegotiator | None = None
         self.registered = False
         self.stopping = False
-        self.on_registered: list[Callable[[], None]] = []
-        self.on_disconnected: list[Callable[[], None]] = []
         self._nick_attempt = 0
         self._reconnect_at: float | None = None
         self._cap_deadline: float | None = None
@@ -180,6 +183,7 @@ class Transport:
         self.registered = False
         self._nick_attempt = 0
         self._ping_sent_at = None
+        self.caps.clear()  # each connection negotiates afresh
         self.negotiator = CapNegotiator(
             wanted=self.cfg.caps,
             send=self.send_now,
@@ -187,6 +191,7 @@ class Transport:
             sasl_password=self.sasl_password,
             sasl_required=self.cfg.sasl_required,
             send_secret=self._send_secret,
+            enabled=self.caps,
         )
         logger.info("connecting to %s:%s%s", self.cfg.host, self.cfg.port, " (TLS)" * self.cfg.tls)
         try:
@@ -222,8 +227,6 @@ class Transport:
             (event.arguments or ["?"])[0],
             f" ({dropped} queued lines dropped)" if dropped else "",
         )
-        for callback in self.on_disconnected:
-            callback()
         if was_registered:
             self.backoff.reset()
         self._schedule_reconnect()
@@ -258,8 +261,6 @@ class Transport:
             connection.get_nickname(),
             " ".join(sorted(self.caps)) or "none",
         )
-        for callback in self.on_registered:
-            callback()
 
     def _on_isupport(self, connection: Any, event: Any) -> None:
         """005: keep the bare tokens (``WHOX``) the library's ``FeatureSet.load`` ignores.
@@ -270,9 +271,9 @@ class Transport:
             if token and "=" not in token and not token.startswith("-"):
                 connection.features.set(token)
 
-    @property
-    def caps(self) -> set[str]:
-        return self.negotiator.enabled if self.negotiator else set()
+    def has_whox(self) -> bool:
+        """The server said WHOX in its 005: a WHO can ask for accounts."""
+        return getattr(self.connection.features, "whox", None) is not None
 
     def _on_nick_refused(self, connection: Any, event: Any) -> None:
         if self.registered:

@@ -225,7 +225,9 @@ def test_default_output_rate_stays_under_ngircds_penalty(ngircd_factory, irc_cli
 
     bot.bot.transport.queue.write = timed_write
     drops: list[float] = []
-    bot.bot.transport.on_disconnected.append(lambda: drops.append(time.monotonic()))
+    bot.bot.transport.reactor.add_global_handler(
+        "disconnect", lambda connection, event: drops.append(time.monotonic())
+    )
     with bot:
         alice = irc_client("fl_alice", channels=("#flood",), server=server)
         deadline = time.monotonic() + defaults.flood_burst / defaults.flood_rate + 2

@@ -338,7 +338,9 @@ class Drops:
 
     def __init__(self, bot: BotThread) -> None:
         self.times: list[float] = []
-        bot.bot.transport.on_disconnected.append(lambda: self.times.append(time.monotonic()))
+        bot.bot.transport.reactor.add_global_handler(
+            "disconnect", lambda connection, event: self.times.append(time.monotonic())
+        )
 
 
 def assert_still_connected(bot: BotThread, drops: Drops, client) -> None:

@@ -133,7 +133,7 @@ class BotThread:
         return box.get("value")
 
     def run_jobs(self, timeout: float = 10) -> None:
-        """Run every plugin job once now, on the bot's thread, through :meth:`Bot.run_job`:
+        """Run every plugin job once now, on the bot's thread, through the plugin runner:
         the path the bot's job runner takes when one is due (one transaction, then what it
         wrote is sent and delivered). For a test that moved the wall clock: :class:`ShiftClock`
         leaves the monotonic clock alone, on which the runner itself would find none due."""
@@ -141,7 +141,7 @@ class BotThread:
         def run_all() -> None:
             for plugin in self.bot.plugins:
                 for job in plugin.jobs:
-                    self.bot.run_job(job)
+                    self.bot.runner.run_job(job)
 
         self.call(run_all, timeout)
 
