@@ -130,7 +130,7 @@ def jump_once(offset: str) -> dict[str, float]:
                     coord.send(f"PRIVMSG {BOT} :!ping marker")
                     marker_sent = True
             with sqlite3.connect(db) as conn:
-                (counted,) = conn.execute("SELECT sla_reminders FROM trainees").fetchone()
+                (counted,) = conn.execute("SELECT sla_reminders FROM attempts").fetchone()
             coord.close()
             return {
                 "seen": seen,

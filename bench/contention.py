@@ -88,7 +88,7 @@ class OutsideLock:
 
             self.conn = psycopg.connect(url)
             self.conn.execute(
-                "SELECT t.id FROM trainees t JOIN people p ON p.id = t.person_id "
+                "SELECT t.id FROM attempts t JOIN people p ON p.id = t.person_id "
                 "WHERE p.identity = %s FOR UPDATE OF t",
                 (f"~{TRAINEE}@127.0.0.1",),
             )

@@ -204,7 +204,7 @@ class Dataset:
 
 
 PEOPLE = Base.metadata.tables["people"]
-TRAINEES = Base.metadata.tables["trainees"]
+ATTEMPTS = Base.metadata.tables["attempts"]
 VOUCHES = Base.metadata.tables["vouches"]
 EVENTS = Base.metadata.tables["audit_events"]
 OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
@@ -220,7 +220,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "created_at",
         "last_seen_at",
     ),
-    "trainees": (
+    "attempts": (
         "id",
         "person_id",
         "state",
@@ -241,8 +241,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "sla_reminders",
     ),
     # ids left to the database: nothing refers to these rows
-    "vouches": ("trainee_id", "voucher_id", "note", "created_at", "retracted_at"),
-    "audit_events": ("trainee_id", "person_id", "actor_id", "kind", "detail", "at"),
+    "vouches": ("attempt_id", "voucher_id", "note", "created_at", "retracted_at"),
+    "audit_events": ("attempt_id", "person_id", "actor_id", "kind", "detail", "at"),
     "outbox": ("recipient", "text", "kind", "ref", "created_at", "delivered_at", "cancelled_at"),
 }
 
@@ -429,7 +429,7 @@ def build(plan: Plan, now: dt.datetime) -> Dataset:
     return data
 
 
-def trainee_rows(data: Dataset) -> Iterator[tuple]:
+def attempt_rows(data: Dataset) -> Iterator[tuple]:
     for a in data.attempts:
         promoted = a.state == PROMOTED
         yield (
@@ -579,7 +579,7 @@ Writer = Callable[[str, list[tuple]], None]
 
 
 def load(data: Dataset, write: Writer, batch: int = 50_000) -> dict[str, int]:
-    """Write people and trainees, then stream the rest in batches; return rows per table."""
+    """Write people and attempts, then stream the rest in batches; return rows per table."""
     counts: dict[str, int] = {}
 
     def flush(table: str, buffer: list[tuple]) -> None:
@@ -588,9 +588,9 @@ def load(data: Dataset, write: Writer, batch: int = 50_000) -> dict[str, int]:
             counts[table] = counts.get(table, 0) + len(buffer)
 
     flush("people", data.people)
-    attempts = list(trainee_rows(data))
+    attempts = list(attempt_rows(data))
     for i in range(0, len(attempts), batch):
-        flush("trainees", attempts[i : i + batch])
+        flush("attempts", attempts[i : i + batch])
     buffers: dict[str, list[tuple]] = {"vouches": [], "audit_events": [], "outbox": []}
     for table, row in rows(data):
         buffer = buffers[table]
@@ -605,7 +605,7 @@ def load(data: Dataset, write: Writer, batch: int = 50_000) -> dict[str, int]:
 
 def sqlite_writer(engine: Engine) -> Writer:
     """SQLAlchemy Core executemany, one transaction per batch (the WAL stays small)."""
-    tables = {t.name: t for t in (PEOPLE, TRAINEES, VOUCHES, EVENTS, OUTBOX)}
+    tables = {t.name: t for t in (PEOPLE, ATTEMPTS, VOUCHES, EVENTS, OUTBOX)}
 
     def write(table: str, batch: list[tuple]) -> None:
         cols = COLUMNS[table]
@@ -650,7 +650,7 @@ def count_rows(url: str) -> dict[str, int]:
         with engine.connect() as conn:
             return {
                 t.name: conn.scalar(select(func.count()).select_from(t)) or 0
-                for t in (PEOPLE, TRAINEES, VOUCHES, EVENTS, OUTBOX)
+                for t in (PEOPLE, ATTEMPTS, VOUCHES, EVENTS, OUTBOX)
             }
     finally:
         engine.dispose()
@@ -705,7 +705,7 @@ def populate_postgres(url: str, dsn: str, plan: Plan) -> dict[str, int]:
             conn.commit()
 
         counts = load(build(plan, dt.datetime.now(dt.UTC)), write)
-        for table in ("people", "trainees"):
+        for table in ("people", "attempts"):
             conn.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"(SELECT max(id) FROM {table}))"

@@ -37,7 +37,7 @@ def ready(ctx: CommandContext, target: Target | None = None) -> None:
         if attempt is None or attempt.state != READY:
             ctx.reply(status_of(ctx, who, me=False))
             return
-        (view,) = views.trainee_views(ctx.session, r, ctx.now, [attempt], past=True)
+        (view,) = views.attempt_views(ctx.session, r, ctx.now, [attempt], past=True)
         ctx.reply(views.ready_line(view, ctx.now, detail=True))
         return
     total, overdue, waiting = views.ready_list(ctx.session, r, ctx.now, r.page_size)
@@ -85,8 +85,8 @@ def hold(ctx: CommandContext, target: Target, reason: str) -> None:
 )
 def unhold(ctx: CommandContext, target: Target) -> None:
     who = subject(ctx, target)
-    trainee, pinged = workflow.unhold(unit(ctx), record_speaker(ctx), who)
-    if trainee.state == READY:
+    attempt, pinged = workflow.unhold(unit(ctx), record_speaker(ctx), who)
+    if attempt.state == READY:
         ctx.reply(f"{who.label} is off hold and ready; coordinators are pinged")
         highlight(ctx, pinged, f"{who.nick} is ready for promotion.")
     else:

@@ -226,26 +226,26 @@ def import_backlog(unit: Unit, rows: Sequence[BacklogRow]) -> ImportReport:
         except AlreadyOnTeam:
             report.skipped.append(f"{row.account}: already a {person.role.label}")
             continue
-        trainee = registration.trainee
+        attempt = registration.attempt
         if row.signed_up is not None:
-            trainee.registered_at = row.signed_up
-        log_event(unit, "imported", person, None, trainee, f"backlog row {row.row}")
+            attempt.registered_at = row.signed_up
+        log_event(unit, "imported", person, None, attempt, f"backlog row {row.row}")
         for helper in helpers:
             if helper.id == person.id:
                 raise ImportRowError(row.row, f"{row.account} cannot vouch for themselves")
             session.add(
-                Vouch(trainee_id=trainee.id, voucher=helper, note="imported", created_at=unit.now)
+                Vouch(attempt_id=attempt.id, voucher=helper, note="imported", created_at=unit.now)
             )
             session.flush()
-            log_event(unit, "vouched", person, helper, trainee, "imported")
+            log_event(unit, "vouched", person, helper, attempt, "imported")
         unit.notifier.notify(
             person.identity,
             "You signed up for live chat: you are now a trainee. "
             "Ask in the channel to shadow chats; helpers vouch for you from there.",
             kind=TO_TRAINEE,
-            ref=ref_of(trainee),
+            ref=ref_of(attempt),
         )
-        transition, _ = settle(unit, trainee, None)
+        transition, _ = settle(unit, attempt, None)
         report.imported.append(person.name)
         if transition:
             report.ready.append(person.name)

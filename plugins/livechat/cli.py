@@ -104,7 +104,7 @@ def trainee() -> None:
 def trainee_list(app: Any, state: str | None, as_json: bool) -> None:
     """List trainees (training, ready and on hold unless --state says otherwise)."""
     with _unit(app, write=False) as unit:
-        rows = reports.trainee_rows(unit.session, unit.rules, unit.now, state)
+        rows = reports.attempt_rows(unit.session, unit.rules, unit.now, state)
     if as_json:
         _echo_json(rows)
         return
@@ -237,7 +237,7 @@ coordinator = _role_group("coordinator")
 )
 @click.pass_obj
 def export(app: Any, fmt: str, output: Path | None) -> None:
-    """Export people, trainees, vouches and the audit log."""
+    """Export people, their attempts, vouches and the audit log (one file each in CSV)."""
     with _unit(app, write=False) as unit:
         tables = reports.export_tables(unit.session)
     if fmt == "json":

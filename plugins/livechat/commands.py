@@ -199,7 +199,7 @@ def trainees(ctx: CommandContext, page: int | None = None) -> None:
     number = page or 1
     found, listed, pages = views.trainees_page(ctx.session, rules(ctx.config), ctx.now, number)
     summary = f"{found[READY]} ready, {found[TRAINING]} in training, {found[ON_HOLD]} on hold"
-    items = [f"{v.nick} ({v.trainee.state} {v.tally()})" for v in listed]
+    items = [f"{v.nick} ({v.attempt.state} {v.tally()})" for v in listed]
     if not items:
         ctx.reply(summary)
     elif ctx.channel and pages == 1 and len(items) <= rules(ctx.config).channel_list_max:
@@ -245,7 +245,7 @@ def vouch(ctx: CommandContext, target: Target, note: str | None = None) -> None:
         ctx.reply(f"vouched for {who.label}: {tally}, ready; coordinators are pinged")
         highlight(ctx, result.pinged, f"{who.nick} is ready for promotion ({tally}).")
     else:
-        state = "on hold" if result.trainee.state == ON_HOLD else result.trainee.state
+        state = "on hold" if result.attempt.state == ON_HOLD else result.attempt.state
         ctx.reply(f"vouched for {who.label}: {tally}, {state}")
 
 

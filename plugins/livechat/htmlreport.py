@@ -242,13 +242,13 @@ def _index_context(
         ],
         "ready": [
             {
-                "id": v.trainee.id,
+                "id": v.attempt.id,
                 "name": _safe(v.nick),
                 "tally": v.tally(),
                 "vouchers": [_safe(x.name) for x in v.counted],
-                "chat_account": reportdata.scrub(v.trainee.chat_account),
-                "ready_at": v.trainee.ready_at,
-                "waiting": ago(now, v.trainee.ready_at),
+                "chat_account": reportdata.scrub(v.attempt.chat_account),
+                "ready_at": v.attempt.ready_at,
+                "waiting": ago(now, v.attempt.ready_at),
                 "overdue": v.overdue,
             }
             for v in ready
@@ -315,7 +315,7 @@ def _funnel_chart(which: str, f: reportdata.Funnel) -> charts.Chart:
 def _page_context(
     page: reportdata.AttemptPage, now: dt.datetime, public: bool, hostmask: bool
 ) -> dict[str, Any]:
-    t = page.view.trainee
+    t = page.view.attempt
     vouches = [
         dataclasses.replace(v, name=_safe(v.name), note=None if public else scrub(v.note))
         for v in page.view.vouches
@@ -374,7 +374,7 @@ def write_report(
                 ):
                     ctx = _page_context(page, now, public, hostmask)
                     html = page_template.render(root="../", **common, **ctx)
-                    (site / "attempt" / f"{page.view.trainee.id}.html").write_text(
+                    (site / "attempt" / f"{page.view.attempt.id}.html").write_text(
                         html, encoding="utf-8"
                     )
                     written += 1

@@ -7,10 +7,10 @@ Why this shape:
   reach or name them; ``nick_key`` (the nick folded with the server's casemapping) is held by
   at most the one person who used it last, so naming an offline person by nick finds who
   last used it and nobody else.
-- A :class:`Trainee` row is one *attempt* at becoming a helper. Rejected, withdrawn or idle
-  attempts stay as history; ``!newhelper`` afterwards opens a new one. At most one attempt per
-  person is open (training, ready or on hold), enforced by a partial unique index that SQLite
-  and PostgreSQL both understand.
+- An :class:`Attempt` is one try by a person (the *trainee*) at becoming a helper. Rejected,
+  withdrawn or idle attempts stay as history; ``!newhelper`` afterwards opens a new one. At
+  most one attempt per person is open (training, ready or on hold), enforced by a partial
+  unique index that SQLite and PostgreSQL both understand.
 - A :class:`Vouch` belongs to an attempt, one per helper per attempt; withdrawing it sets
   ``retracted_at`` rather than deleting, so the record stays.
 - An :class:`Event` is written for every state change, with its actor (NULL: the bot itself,
@@ -43,7 +43,7 @@ from ircbot.storage import Base, UTCDateTime
 
 from .roles import Role
 
-__all__ = ["CLOSED", "OPEN", "STATES", "Event", "Person", "RoleType", "Trainee", "Vouch"]
+__all__ = ["CLOSED", "OPEN", "STATES", "Attempt", "Event", "Person", "RoleType", "Vouch"]
 
 TRAINING, READY, ON_HOLD = "training", "ready", "on_hold"
 PROMOTED, REJECTED, WITHDRAWN, CLOSED_IDLE = "promoted", "rejected", "withdrawn", "closed"
@@ -91,10 +91,10 @@ class Person(Base):
         return f"<Person {self.id} {self.identity!r} {self.role.label}>"
 
 
-class Trainee(Base):
+class Attempt(Base):
     """One attempt by one person to become a helper."""
 
-    __tablename__ = "trainees"
+    __tablename__ = "attempts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
@@ -125,16 +125,16 @@ class Trainee(Base):
         CheckConstraint(_STATES_SQL, name="state"),
         # One open attempt per person (partial unique index: SQLite >= 3.8 and PostgreSQL).
         Index(
-            "uq_trainees_open_person",
+            "uq_attempts_open_person",
             "person_id",
             unique=True,
             sqlite_where=text(_OPEN_SQL),
             postgresql_where=text(_OPEN_SQL),
         ),
-        Index("ix_trainees_person_id_id", "person_id", "id"),
-        Index("ix_trainees_state_ready_at", "state", "ready_at"),
-        Index("ix_trainees_state_registered_at", "state", "registered_at"),
-        Index("ix_trainees_state_last_activity_at", "state", "last_activity_at"),
+        Index("ix_attempts_person_id_id", "person_id", "id"),
+        Index("ix_attempts_state_ready_at", "state", "ready_at"),
+        Index("ix_attempts_state_registered_at", "state", "registered_at"),
+        Index("ix_attempts_state_last_activity_at", "state", "last_activity_at"),
     )
 
     @property
@@ -142,7 +142,7 @@ class Trainee(Base):
         return self.state in OPEN
 
     def __repr__(self) -> str:
-        return f"<Trainee {self.id} person={self.person_id} {self.state}>"
+        return f"<Attempt {self.id} person={self.person_id} {self.state}>"
 
 
 class Vouch(Base):
@@ -151,7 +151,7 @@ class Vouch(Base):
     __tablename__ = "vouches"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    trainee_id: Mapped[int] = mapped_column(ForeignKey("trainees.id"))
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"))
     voucher_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
@@ -159,7 +159,7 @@ class Vouch(Base):
 
     voucher: Mapped[Person] = relationship(lazy="joined")
 
-    __table_args__ = (UniqueConstraint("trainee_id", "voucher_id"),)
+    __table_args__ = (UniqueConstraint("attempt_id", "voucher_id"),)
 
 
 class Event(Base):
@@ -168,7 +168,7 @@ class Event(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    trainee_id: Mapped[int | None] = mapped_column(ForeignKey("trainees.id"))
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempts.id"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     kind: Mapped[str] = mapped_column(String(32))
@@ -178,6 +178,6 @@ class Event(Base):
     actor: Mapped[Person | None] = relationship(foreign_keys=[actor_id], lazy="joined")
 
     __table_args__ = (
-        Index("ix_audit_events_trainee_id_id", "trainee_id", "id"),
+        Index("ix_audit_events_attempt_id_id", "attempt_id", "id"),
         Index("ix_audit_events_person_id_id", "person_id", "id"),
     )

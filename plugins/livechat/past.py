@@ -13,7 +13,7 @@ the row it closes, and only ``!unhold`` clears them, so "ended while on hold" is
 with a hold reason". A hold a coordinator lifted, or a plain withdrawal, is no warning.
 
 Cost: one query for any number of attempts, an index walk of ``(person_id, id)`` per
-person (a person has a handful of attempts) and two primary-key or ``(trainee_id, id)``
+person (a person has a handful of attempts) and two primary-key or ``(attempt_id, id)``
 lookups per record found, so ``!status``, ``!ready`` and the ping stay index lookups on
 100,000 attempts. At most one attempt per person is open and attempts are numbered in
 order, so a person's closed attempts are all earlier than their open one.
@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from ircbot.lines import text_budget
 
-from .models import CLOSED_IDLE, REJECTED, WITHDRAWN, Event, Person, Trainee
+from .models import CLOSED_IDLE, REJECTED, WITHDRAWN, Attempt, Event, Person
 
 __all__ = ["LINE_BYTES", "REASON_BYTES", "Past", "clip", "fit", "past_of"]
 
@@ -45,7 +45,7 @@ LINE_BYTES = text_budget("PRIVMSG", "n" * 30)
 class Past:
     """The latest earlier attempt that ended rejected, or while on hold."""
 
-    trainee_id: int
+    attempt_id: int
     state: str
     reason: str
     by: str
@@ -99,7 +99,7 @@ def _statement() -> Select[Any]:
     rejected and withdrawn attempt by the state index (the whole history), not the few of
     the people asked about.
     """
-    earlier = Trainee.__table__.alias("earlier")
+    earlier = Attempt.__table__.alias("earlier")
     warning = or_(
         earlier.c.state == REJECTED,
         and_(earlier.c.state.in_((WITHDRAWN, CLOSED_IDLE)), earlier.c.hold_reason.is_not(None)),
@@ -112,20 +112,20 @@ def _statement() -> Select[Any]:
     latest = select(latest_of_person).where(Person.id.in_(bindparam("ids", expanding=True)))
     held_at = (
         select(func.max(Event.at))
-        .where(Event.trainee_id == Trainee.id, Event.kind == "held")
+        .where(Event.attempt_id == Attempt.id, Event.kind == "held")
         .scalar_subquery()
     )
     return select(
-        Trainee.id,
-        Trainee.person_id,
-        Trainee.state,
-        Trainee.hold_reason,
-        Trainee.close_reason,
-        Trainee.closed_at,
-        _name(Trainee.held_by_id),
-        _name(Trainee.closed_by_id),
+        Attempt.id,
+        Attempt.person_id,
+        Attempt.state,
+        Attempt.hold_reason,
+        Attempt.close_reason,
+        Attempt.closed_at,
+        _name(Attempt.held_by_id),
+        _name(Attempt.closed_by_id),
         held_at,
-    ).where(Trainee.id.in_(latest))
+    ).where(Attempt.id.in_(latest))
 
 
 _PAST = _statement()

@@ -5,7 +5,7 @@ a few million audit events: loading them would cost seconds and memory that grow
 history. So each figure is one aggregate query (``GROUP BY`` and ``CASE`` buckets), and the
 per-attempt pages read their rows in chunks from a streamed list of ids. What the IRC
 commands already show comes from their own queries: :func:`.views.ready_list` for who is
-ready, :func:`.views.trainee_views` for the vouches of an attempt.
+ready, :func:`.views.attempt_views` for the vouches of an attempt.
 
 Privacy is decided here too, once: :func:`shown_name` never returns a host mask and
 :func:`scrub` hides anything shaped like ``user@host`` or an e-mail address in free text.
@@ -23,8 +23,8 @@ from sqlalchemy import ColumnElement, Integer, and_, case, cast, func, or_, sele
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from .config import LivechatConfig
-from .models import CLOSED, OPEN, PROMOTED, Event, Person, Trainee, Vouch
-from .views import TraineeView, trainee_views
+from .models import CLOSED, OPEN, PROMOTED, Attempt, Event, Person, Vouch
+from .views import AttemptView, attempt_views
 
 __all__ = [
     "DELAY_BINS",
@@ -102,11 +102,11 @@ def _hours(later: Any, earlier: Any, dialect: str) -> ColumnElement[float]:
 
 def _first_ready():
     """Attempt id → when it first became ready (the audit log keeps every transition)."""
-    # ``trainee_id + 0`` and no ``IS NOT NULL`` test: either would let SQLite walk the
-    # trainee_id index and fetch every event out of order to read its kind (1.3 s on the
+    # ``attempt_id + 0`` and no ``IS NOT NULL`` test: either would let SQLite walk the
+    # attempt_id index and fetch every event out of order to read its kind (1.3 s on the
     # benchmark's 1.5 million events, against 0.3 s for one scan of the table). The CAST
     # gives the expression an integer affinity, so joins on it may still be indexed.
-    attempt = cast(Event.trainee_id + 0, Integer).label("trainee_id")
+    attempt = cast(Event.attempt_id + 0, Integer).label("attempt_id")
     return (
         select(attempt, func.min(Event.at).label("at"))
         .where(Event.kind == "ready")
@@ -158,13 +158,13 @@ def funnel(session: Session, since: dt.datetime | None) -> Funnel:
         found, _ = history(session, READY_BINS, 24.0)
         return found
     ready_event = (
-        select(Event.id).where(Event.trainee_id == Trainee.id, Event.kind == "ready").exists()
+        select(Event.id).where(Event.attempt_id == Attempt.id, Event.kind == "ready").exists()
     )
-    reached = case((or_(ready_event, Trainee.state == PROMOTED), 1), else_=0).label("reached")
+    reached = case((or_(ready_event, Attempt.state == PROMOTED), 1), else_=0).label("reached")
     stmt = (
-        select(Trainee.state, reached, func.count())
-        .where(Trainee.registered_at >= since)
-        .group_by(Trainee.state, "reached")
+        select(Attempt.state, reached, func.count())
+        .where(Attempt.registered_at >= since)
+        .group_by(Attempt.state, "reached")
     )
     return _count(session.execute(stmt))
 
@@ -213,7 +213,7 @@ def _histogram(
 
 def _to_ready(dialect: str) -> tuple[Any, Any]:
     first = _first_ready()
-    return first, _hours(first.c.at, Trainee.registered_at, dialect)
+    return first, _hours(first.c.at, Attempt.registered_at, dialect)
 
 
 def history(
@@ -222,20 +222,20 @@ def history(
     """The whole history's funnel and its time-to-ready histogram, from one grouped read of
     the ``ready`` events (the costliest read of the report: it is done once)."""
     first, hours = _to_ready(session.get_bind().dialect.name)
-    reached = case((or_(first.c.at.is_not(None), Trainee.state == PROMOTED), 1), else_=0)
+    reached = case((or_(first.c.at.is_not(None), Attempt.state == PROMOTED), 1), else_=0)
     bucket = case((first.c.at.is_(None), -1), else_=_bucket(hours, bins))
     stmt = (
-        select(Trainee.state, reached.label("reached"), bucket.label("bucket"), func.count())
-        .select_from(Trainee)
-        .outerjoin(first, first.c.trainee_id == Trainee.id)
-        .group_by(Trainee.state, "reached", "bucket")
+        select(Attempt.state, reached.label("reached"), bucket.label("bucket"), func.count())
+        .select_from(Attempt)
+        .outerjoin(first, first.c.attempt_id == Attempt.id)
+        .group_by(Attempt.state, "reached", "bucket")
     )
     rows = session.execute(stmt).all()
     counts = [0] * (len(bins) + 1)
     for _state, _reached, index, count in rows:
         if index is not None and int(index) >= 0:
             counts[int(index)] += count
-    values = select(hours.label("hours")).join(first, first.c.trainee_id == Trainee.id).subquery()
+    values = select(hours.label("hours")).join(first, first.c.attempt_id == Attempt.id).subquery()
     found = _count((state, was, count) for state, was, _, count in rows)
     return found, _histogram(session, values, counts, bins, promise_hours)
 
@@ -248,13 +248,13 @@ def histogram(
     dialect = session.get_bind().dialect.name
     if which == "to_ready":
         first, hours = _to_ready(dialect)
-        base = select(hours.label("hours")).join(first, first.c.trainee_id == Trainee.id)
+        base = select(hours.label("hours")).join(first, first.c.attempt_id == Attempt.id)
     else:
-        hours = _hours(Trainee.promoted_at, Trainee.ready_at, dialect)
+        hours = _hours(Attempt.promoted_at, Attempt.ready_at, dialect)
         base = select(hours.label("hours")).where(
-            Trainee.state == PROMOTED,
-            Trainee.ready_at.is_not(None),
-            Trainee.promoted_at.is_not(None),
+            Attempt.state == PROMOTED,
+            Attempt.ready_at.is_not(None),
+            Attempt.promoted_at.is_not(None),
         )
     values = base.subquery()
     counts = [0] * (len(bins) + 1)
@@ -308,11 +308,11 @@ def promotions_per_coordinator(
     session: Session, since: dt.datetime, *, hostmask: bool
 ) -> list[Tally]:
     """Promotions by each coordinator, all time and since ``since``, most first."""
-    recent = func.sum(case((Trainee.promoted_at >= since, 1), else_=0))
+    recent = func.sum(case((Attempt.promoted_at >= since, 1), else_=0))
     per = (
-        select(Trainee.promoted_by_id.label("pid"), func.count().label("n"), recent.label("r"))
-        .where(Trainee.state == PROMOTED)
-        .group_by(Trainee.promoted_by_id)
+        select(Attempt.promoted_by_id.label("pid"), func.count().label("n"), recent.label("r"))
+        .where(Attempt.state == PROMOTED)
+        .group_by(Attempt.promoted_by_id)
         .subquery()
     )
     stmt = (
@@ -330,7 +330,7 @@ def promotions_per_coordinator(
 # -- one page per attempt -------------------------------------------------------------------
 def page_filter(since: dt.datetime) -> ColumnElement[bool]:
     """Which attempts get a page: every open one, and those closed since ``since``."""
-    return or_(Trainee.state.in_(OPEN), and_(Trainee.state.in_(CLOSED), Trainee.closed_at >= since))
+    return or_(Attempt.state.in_(OPEN), and_(Attempt.state.in_(CLOSED), Attempt.closed_at >= since))
 
 
 @dataclass(frozen=True)
@@ -346,7 +346,7 @@ class TimelineLine:
 class AttemptPage:
     """What one attempt's page shows: the view, the person, the timeline, the other attempts."""
 
-    view: TraineeView
+    view: AttemptView
     name: str
     account: str | None
     timeline: list[TimelineLine] = field(default_factory=list)
@@ -371,10 +371,10 @@ def attempt_pages(
     """Every attempt that gets a page, oldest first, read ``chunk`` attempts at a time.
 
     The ids come from one streamed query; each chunk loads its attempts, their standing
-    vouches (:func:`.views.trainee_views`), their audit events and the person's other
+    vouches (:func:`.views.attempt_views`), their audit events and the person's other
     attempts, then leaves the session, so memory does not grow with the history.
     """
-    ids_stmt = select(Trainee.id).where(page_filter(since)).order_by(Trainee.id)
+    ids_stmt = select(Attempt.id).where(page_filter(since)).order_by(Attempt.id)
     result = session.execute(ids_stmt, execution_options={"yield_per": chunk})
     for ids in result.partitions():
         yield from _chunk(session, rules, now, since, [i for (i,) in ids], hostmask, public)
@@ -391,25 +391,25 @@ def _chunk(
     public: bool,
 ) -> Iterator[AttemptPage]:
     stmt = (
-        select(Trainee)
-        .where(Trainee.id.in_(ids))
-        .order_by(Trainee.id)
+        select(Attempt)
+        .where(Attempt.id.in_(ids))
+        .order_by(Attempt.id)
         .options(
-            selectinload(Trainee.promoted_by),
-            selectinload(Trainee.held_by),
-            selectinload(Trainee.closed_by),
+            selectinload(Attempt.promoted_by),
+            selectinload(Attempt.held_by),
+            selectinload(Attempt.closed_by),
         )
     )
-    trainees = list(session.scalars(stmt))
-    views = trainee_views(session, rules, now, trainees)
-    people = {t.person_id for t in trainees}
+    attempts = list(session.scalars(stmt))
+    views = attempt_views(session, rules, now, attempts)
+    people = {t.person_id for t in attempts}
     actor = aliased(Person)
     others: dict[int, list[tuple[int, str, dt.datetime | None, dt.datetime]]] = {}
     siblings = (
-        select(Trainee.id, Trainee.person_id, Trainee.state, Trainee.closed_at)
-        .add_columns(Trainee.registered_at)
-        .where(Trainee.person_id.in_(people))
-        .order_by(Trainee.id)
+        select(Attempt.id, Attempt.person_id, Attempt.state, Attempt.closed_at)
+        .add_columns(Attempt.registered_at)
+        .where(Attempt.person_id.in_(people))
+        .order_by(Attempt.id)
     )
     for tid, pid, state, closed_at, registered in session.execute(siblings):
         others.setdefault(pid, []).append((tid, state, closed_at, registered))
@@ -417,7 +417,7 @@ def _chunk(
     person_events: dict[int, list[tuple]] = {}
     stmt_events = (
         select(
-            Event.trainee_id,
+            Event.attempt_id,
             Event.person_id,
             Event.at,
             Event.kind,
@@ -428,8 +428,8 @@ def _chunk(
         .outerjoin(actor, actor.id == Event.actor_id)
         .where(
             or_(
-                Event.trainee_id.in_(ids),
-                and_(Event.trainee_id.is_(None), Event.person_id.in_(people)),
+                Event.attempt_id.in_(ids),
+                and_(Event.attempt_id.is_(None), Event.person_id.in_(people)),
             )
         )
         .order_by(Event.at, Event.id)
@@ -444,7 +444,7 @@ def _chunk(
         else:
             events.setdefault(tid, []).append(item)
     for view in views:
-        t = view.trainee
+        t = view.attempt
         mine = others.get(t.person_id, [])
         later = [reg for (tid, _, _, reg) in mine if tid > t.id]
         until = min(later) if later else None

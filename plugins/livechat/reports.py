@@ -21,11 +21,11 @@ from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from .config import LivechatConfig
-from .models import OPEN, PROMOTED, READY, Event, Person, Trainee, Vouch
+from .models import OPEN, PROMOTED, READY, Attempt, Event, Person, Vouch
 from .store import ago
-from .views import trainee_views
+from .views import attempt_views
 
-__all__ = ["export_tables", "funnel", "spreadsheet_rows", "spreadsheet_safe", "trainee_rows"]
+__all__ = ["attempt_rows", "export_tables", "funnel", "spreadsheet_rows", "spreadsheet_safe"]
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -38,15 +38,15 @@ def _iso(value: Any) -> Any:
     return value
 
 
-def trainee_rows(
+def attempt_rows(
     session: Session, rules: LivechatConfig, now: dt.datetime, state: str | None
 ) -> list[dict[str, Any]]:
     """``trainee list``: attempts in ``state`` (None: the open ones), oldest first."""
     states = OPEN if state is None else (state,)
-    stmt = select(Trainee).where(Trainee.state.in_(states)).order_by(Trainee.id)
+    stmt = select(Attempt).where(Attempt.state.in_(states)).order_by(Attempt.id)
     rows = []
-    for view in trainee_views(session, rules, now, list(session.scalars(stmt))):
-        t = view.trainee
+    for view in attempt_views(session, rules, now, list(session.scalars(stmt))):
+        t = view.attempt
         rows.append(
             {
                 "id": t.id,
@@ -78,15 +78,15 @@ def funnel(session: Session, rules: LivechatConfig, now: dt.datetime) -> dict[st
     """registered → ready → promoted, the two medians, and who is overdue now."""
     first_ready = dict(
         session.execute(
-            select(Event.trainee_id, func.min(Event.at))
-            .where(Event.kind == "ready", Event.trainee_id.is_not(None))
-            .group_by(Event.trainee_id)
+            select(Event.attempt_id, func.min(Event.at))
+            .where(Event.kind == "ready", Event.attempt_id.is_not(None))
+            .group_by(Event.attempt_id)
         ).all()
     )
-    attempts = list(session.execute(select(Trainee.id, Trainee.registered_at)).all())
+    attempts = list(session.execute(select(Attempt.id, Attempt.registered_at)).all())
     promoted = list(
         session.execute(
-            select(Trainee.ready_at, Trainee.promoted_at).where(Trainee.state == PROMOTED)
+            select(Attempt.ready_at, Attempt.promoted_at).where(Attempt.state == PROMOTED)
         ).all()
     )
     to_ready = [first_ready[i] - registered for i, registered in attempts if i in first_ready]
@@ -94,9 +94,9 @@ def funnel(session: Session, rules: LivechatConfig, now: dt.datetime) -> dict[st
     due = now - dt.timedelta(hours=rules.sla_hours)
     overdue = session.scalars(
         select(Person.last_nick)
-        .join(Trainee, Trainee.person_id == Person.id)
-        .where(Trainee.state == READY, Trainee.ready_at <= due)
-        .order_by(Trainee.ready_at)
+        .join(Attempt, Attempt.person_id == Person.id)
+        .where(Attempt.state == READY, Attempt.ready_at <= due)
+        .order_by(Attempt.ready_at)
     ).all()
     return {
         "registered": len(attempts),
@@ -115,10 +115,10 @@ def _table(session: Session, model: type) -> list[dict[str, Any]]:
 
 
 def export_tables(session: Session) -> dict[str, list[dict[str, Any]]]:
-    """Every row of people, trainees, vouches and the audit log, by table name."""
+    """Every row of people, attempts, vouches and the audit log, by kind (the CSV file names)."""
     return {
         "people": _table(session, Person),
-        "trainees": _table(session, Trainee),
+        "attempts": _table(session, Attempt),
         "vouches": _table(session, Vouch),
         "events": _table(session, Event),
     }

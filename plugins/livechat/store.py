@@ -20,7 +20,7 @@ from ircbot.casemapping import CaseMapping
 from ircbot.identity import identity_key
 
 from .config import LivechatConfig
-from .models import OPEN, Event, Person, Trainee, Vouch
+from .models import OPEN, Attempt, Event, Person, Vouch
 from .roles import Role
 
 __all__ = [
@@ -112,9 +112,13 @@ class Subject:
         return f"{self.nick} (offline)" if self.offline else self.nick
 
 
-def ref_of(trainee: Trainee) -> str:
-    """The outbox ``ref`` of every message about one attempt (cancelled together)."""
-    return f"trainee:{trainee.id}"
+def ref_of(attempt: Attempt) -> str:
+    """The outbox ``ref`` of every message about one attempt (cancelled together).
+
+    It still says ``trainee:``, from before the model was named ``Attempt``: refs are stored
+    data (outbox rows, pending pings, older than the rename), read back by :func:`log_delivery`.
+    """
+    return f"trainee:{attempt.id}"
 
 
 def ago(now: dt.datetime, then: dt.datetime | None) -> str:
@@ -141,13 +145,13 @@ def log_event(
     kind: str,
     person: Person,
     actor: Person | None,
-    trainee: Trainee | None = None,
+    attempt: Attempt | None = None,
     detail: str | None = None,
 ) -> None:
     """Append to the audit log; ``actor`` None is the bot, a config seed or the CLI."""
     unit.session.add(
         Event(
-            trainee_id=trainee.id if trainee else None,
+            attempt_id=attempt.id if attempt else None,
             person_id=person.id,
             actor_id=actor.id if actor else None,
             kind=kind,
@@ -182,7 +186,7 @@ def nick_claimant(session: Session, nick: str, nick_key: str) -> Person | None:
     nobody (:class:`AmbiguousNick`) until the owner is online or named by identity.
     """
     has_open = (
-        select(Trainee.id).where(Trainee.person_id == Person.id, Trainee.state.in_(OPEN)).exists()
+        select(Attempt.id).where(Attempt.person_id == Person.id, Attempt.state.in_(OPEN)).exists()
     )
     stmt = (
         select(Person)
@@ -234,16 +238,16 @@ def touch(unit: Unit, key: str, nick: str | None = None, nick_key: str | None = 
     return person
 
 
-def open_attempt(session: Session, person_id: int, *, lock: bool = False) -> Trainee | None:
+def open_attempt(session: Session, person_id: int, *, lock: bool = False) -> Attempt | None:
     """The person's open attempt; ``lock`` takes the row lock that serialises its changes."""
-    stmt = select(Trainee).where(Trainee.person_id == person_id, Trainee.state.in_(OPEN))
+    stmt = select(Attempt).where(Attempt.person_id == person_id, Attempt.state.in_(OPEN))
     if lock:
-        stmt = stmt.with_for_update(of=Trainee).execution_options(populate_existing=True)
+        stmt = stmt.with_for_update(of=Attempt).execution_options(populate_existing=True)
     return session.scalar(stmt)
 
 
-def latest_attempt(session: Session, person_id: int) -> Trainee | None:
-    stmt = select(Trainee).where(Trainee.person_id == person_id).order_by(Trainee.id.desc())
+def latest_attempt(session: Session, person_id: int) -> Attempt | None:
+    stmt = select(Attempt).where(Attempt.person_id == person_id).order_by(Attempt.id.desc())
     return session.scalar(stmt.limit(1))
 
 
@@ -259,23 +263,23 @@ def voucher_column(column: ColumnElement[Any]) -> ScalarSelect[Any]:
     return select(column).where(Person.id == Vouch.voucher_id).scalar_subquery()
 
 
-def _counted(stmt: Select, trainee_id: int) -> Select:
+def _counted(stmt: Select, attempt_id: int) -> Select:
     return stmt.where(
-        Vouch.trainee_id == trainee_id,
+        Vouch.attempt_id == attempt_id,
         Vouch.retracted_at.is_(None),
         voucher_column(Person.role) >= Role.HELPER,
     )
 
 
-def counted_vouches(session: Session, trainee_id: int) -> list[Vouch]:
+def counted_vouches(session: Session, attempt_id: int) -> list[Vouch]:
     """The vouches that count now: not retracted, by someone who is still a helper."""
-    stmt = _counted(select(Vouch), trainee_id).order_by(Vouch.created_at, Vouch.id)
+    stmt = _counted(select(Vouch), attempt_id).order_by(Vouch.created_at, Vouch.id)
     # The vouchers by primary key too (a joined eager load is a join: see voucher_column).
     return list(session.scalars(stmt.options(selectinload(Vouch.voucher))))
 
 
-def count_vouches(session: Session, trainee_id: int) -> int:
-    stmt = _counted(select(func.count()).select_from(Vouch), trainee_id)
+def count_vouches(session: Session, attempt_id: int) -> int:
+    stmt = _counted(select(func.count()).select_from(Vouch), attempt_id)
     return session.scalar(stmt) or 0
 
 
@@ -286,11 +290,11 @@ def coordinators(session: Session) -> list[Person]:
 
 def log_delivery(session: Session, message: outbox.OutboxMessage) -> None:
     """Record in the audit log that a coordinator's ping or reminder reached them."""
-    ref = message.ref or ""
+    ref = message.ref or ""  # "trainee:<attempt id>", see ref_of
     if message.kind not in (PING, REMINDER) or not ref.startswith("trainee:"):
         return
-    trainee = session.get(Trainee, int(ref.partition(":")[2]))
-    if trainee is None:
+    attempt = session.get(Attempt, int(ref.partition(":")[2]))
+    if attempt is None:
         return
     recipient = person_by_key(session, message.recipient)
     kind = "ping_delivered" if message.kind == PING else "reminder_delivered"
@@ -298,6 +302,6 @@ def log_delivery(session: Session, message: outbox.OutboxMessage) -> None:
     at = message.delivered_at or message.created_at
     session.add(
         Event(
-            trainee_id=trainee.id, person_id=trainee.person_id, kind=kind, detail=f"to {to}", at=at
+            attempt_id=attempt.id, person_id=attempt.person_id, kind=kind, detail=f"to {to}", at=at
         )
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from .models import OPEN, PROMOTED, READY, Person, Trainee, Vouch
+from .models import OPEN, PROMOTED, READY, Attempt, Person, Vouch
 from .roles import Role
 from .store import Subject, Unit, coordinators, log_event, open_attempt, touch
 from .workflow import (
@@ -44,7 +44,7 @@ class RoleChange:
     person: Person
     old: Role
     new: Role
-    moved: list[tuple[Trainee, str]]  # attempts whose readiness changed, and to what
+    moved: list[tuple[Attempt, str]]  # attempts whose readiness changed, and to what
 
 
 _ADD = {"helper": Role.HELPER, "coordinator": Role.COORDINATOR}
@@ -86,7 +86,7 @@ def change_role(
 
 def set_role(
     unit: Unit, person: Person, role: Role, actor: Person | None, *, manual: bool, why: str = ""
-) -> list[tuple[Trainee, str]]:
+) -> list[tuple[Attempt, str]]:
     """Give ``person`` ``role``; settle the attempts whose counted vouches that changes."""
     old = person.role
     person.role = role
@@ -107,7 +107,7 @@ def set_role(
         ):
             log_event(unit, "promoted", person, actor, attempt, f"made a {role.label}")
             cancel_pings(unit, attempt)
-    moved: list[tuple[Trainee, str]] = []
+    moved: list[tuple[Attempt, str]] = []
     if (old >= Role.HELPER) != (role >= Role.HELPER):
         unit.session.flush()
         for attempt in _attempts_vouched_by(unit, person):
@@ -121,11 +121,11 @@ def set_role(
 
 def _catch_up(unit: Unit, person: Person, actor: Person | None, pinged: set[int]) -> None:
     """One message to a new coordinator naming the trainees already waiting, oldest first."""
-    waiting = (Trainee.state == READY, Trainee.id.not_in(pinged))
-    total = unit.session.scalar(select(func.count()).select_from(Trainee).where(*waiting))
+    waiting = (Attempt.state == READY, Attempt.id.not_in(pinged))
+    total = unit.session.scalar(select(func.count()).select_from(Attempt).where(*waiting))
     if not total:
         return
-    first = select(Trainee).where(*waiting).order_by(Trainee.ready_at, Trainee.id)
+    first = select(Attempt).where(*waiting).order_by(Attempt.ready_at, Attempt.id)
     shown = ", ".join(t.person.name for t in unit.session.scalars(first.limit(CATCH_UP_NAMES)))
     if total > CATCH_UP_NAMES:
         shown += f" and {total - CATCH_UP_NAMES} more"
@@ -135,14 +135,14 @@ def _catch_up(unit: Unit, person: Person, actor: Person | None, pinged: set[int]
     log_event(unit, CATCH_UP, person, actor, None, shown)
 
 
-def _attempts_vouched_by(unit: Unit, person: Person) -> list[Trainee]:
+def _attempts_vouched_by(unit: Unit, person: Person) -> list[Attempt]:
     stmt = (
-        select(Trainee)
-        .join(Vouch, Vouch.trainee_id == Trainee.id)
+        select(Attempt)
+        .join(Vouch, Vouch.attempt_id == Attempt.id)
         .where(Vouch.voucher_id == person.id, Vouch.retracted_at.is_(None))
-        .where(Trainee.state.in_(OPEN))
-        .order_by(Trainee.id)
-        .with_for_update(of=Trainee)
+        .where(Attempt.state.in_(OPEN))
+        .order_by(Attempt.id)
+        .with_for_update(of=Attempt)
         .execution_options(populate_existing=True)
     )
     return list(unit.session.scalars(stmt))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import or_, select, update
 
-from .models import CLOSED_IDLE, READY, TRAINING, Trainee
+from .models import CLOSED_IDLE, READY, TRAINING, Attempt
 from .past import Past, fit, past_of
 from .store import REMINDER, TO_TRAINEE, Unit, ago, coordinators, log_event, ref_of
 from .views import named
@@ -52,19 +52,19 @@ def run_timers(unit: Unit) -> TimerReport:
     return report
 
 
-def _claim(unit: Unit, trainee: Trainee, state: str, column: str, old: object, **values) -> bool:
+def _claim(unit: Unit, attempt: Attempt, state: str, column: str, old: object, **values) -> bool:
     """Take one reminder for this run: false if a concurrent run took it first."""
     result = unit.session.execute(
-        update(Trainee)
+        update(Attempt)
         .where(
-            Trainee.id == trainee.id,
-            Trainee.state == state,
-            getattr(Trainee, column).is_(None) if old is None else getattr(Trainee, column) == old,
+            Attempt.id == attempt.id,
+            Attempt.state == state,
+            getattr(Attempt, column).is_(None) if old is None else getattr(Attempt, column) == old,
         )
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    unit.session.refresh(trainee)
+    unit.session.refresh(attempt)
     return result.rowcount == 1
 
 
@@ -73,41 +73,41 @@ def _sla_reminders(unit: Unit, report: TimerReport) -> None:
     overdue = now - dt.timedelta(hours=min(rules.first_reminder_hours, rules.sla_hours))
     again = now - dt.timedelta(hours=rules.reminder_hours)
     stmt = (
-        select(Trainee)
-        .where(Trainee.state == READY, Trainee.ready_at <= overdue)
-        .where(or_(Trainee.sla_reminded_at.is_(None), Trainee.sla_reminded_at <= again))
-        .order_by(Trainee.ready_at)
+        select(Attempt)
+        .where(Attempt.state == READY, Attempt.ready_at <= overdue)
+        .where(or_(Attempt.sla_reminded_at.is_(None), Attempt.sla_reminded_at <= again))
+        .order_by(Attempt.ready_at)
     )
     keys = None
     due = unit.session.scalars(stmt).all()
     earlier = past_of(unit.session, {t.person_id for t in due}) if due else {}
-    for trainee in due:
-        n = trainee.sla_reminders + 1
+    for attempt in due:
+        n = attempt.sla_reminders + 1
         if not _claim(
             unit,
-            trainee,
+            attempt,
             READY,
             "sla_reminded_at",
-            trainee.sla_reminded_at,
+            attempt.sla_reminded_at,
             sla_reminded_at=now,
             sla_reminders=n,
         ):
             continue
-        text = reminder_text(unit, trainee, earlier.get(trainee.person_id))
-        unit.notifier.cancel_notifications(ref_of(trainee), kind=REMINDER)
+        text = reminder_text(unit, attempt, earlier.get(attempt.person_id))
+        unit.notifier.cancel_notifications(ref_of(attempt), kind=REMINDER)
         keys = keys if keys is not None else [c.identity for c in coordinators(unit.session)]
         for key in keys:
-            unit.notifier.notify(key, text, kind=REMINDER, ref=ref_of(trainee))
-        log_event(unit, "sla_reminder", trainee.person, None, trainee, f"reminder {n}")
-        report.reminded.append(trainee.id)
+            unit.notifier.notify(key, text, kind=REMINDER, ref=ref_of(attempt))
+        log_event(unit, "sla_reminder", attempt.person, None, attempt, f"reminder {n}")
+        report.reminded.append(attempt.id)
 
 
-def reminder_text(unit: Unit, trainee: Trainee, past: Past | None) -> str:
+def reminder_text(unit: Unit, attempt: Attempt, past: Past | None) -> str:
     """The SLA reminder: who (nick and identity), how long, any earlier hold or rejection,
     what to say; one IRC line, like the ping."""
-    nick, say, waited = trainee.person.name, unit.prefix, ago(unit.now, trainee.ready_at)
+    nick, say, waited = attempt.person.name, unit.prefix, ago(unit.now, attempt.ready_at)
     promise = unit.rules.sla_hours
-    due = (trainee.ready_at or unit.now) + dt.timedelta(hours=promise)
+    due = (attempt.ready_at or unit.now) + dt.timedelta(hours=promise)
     if unit.now >= due:
         where = f"past the {promise:g}h promise"
     else:
@@ -116,7 +116,7 @@ def reminder_text(unit: Unit, trainee: Trainee, past: Past | None) -> str:
     def build(reason_bytes: int) -> str:
         warning = f" {past.text(reason_bytes)}." if past else ""
         return (
-            f"Reminder: {named(trainee.person)} has been ready for {waited}, "
+            f"Reminder: {named(attempt.person)} has been ready for {waited}, "
             f"{where}.{warning} "
             f"Say {say}promote {nick} (or {say}hold {nick} <why>)"
         )
@@ -128,35 +128,35 @@ def _idle(unit: Unit, report: TimerReport) -> None:
     now, days = unit.now, unit.rules.idle_days
     idle_since = now - dt.timedelta(days=days)
     to_remind = (
-        select(Trainee)
-        .where(Trainee.state == TRAINING, Trainee.last_activity_at <= idle_since)
-        .where(Trainee.idle_reminded_at.is_(None))
-        .order_by(Trainee.last_activity_at)
+        select(Attempt)
+        .where(Attempt.state == TRAINING, Attempt.last_activity_at <= idle_since)
+        .where(Attempt.idle_reminded_at.is_(None))
+        .order_by(Attempt.last_activity_at)
     )
-    for trainee in unit.session.scalars(to_remind).all():
-        if not _claim(unit, trainee, TRAINING, "idle_reminded_at", None, idle_reminded_at=now):
+    for attempt in unit.session.scalars(to_remind).all():
+        if not _claim(unit, attempt, TRAINING, "idle_reminded_at", None, idle_reminded_at=now):
             continue
         unit.notifier.notify(
-            trainee.person.identity,
+            attempt.person.identity,
             f"No helper has vouched for you in {days:g} days. Still learning? Ask in the "
             f"channel to shadow chats; without a vouch in {days:g} days your training closes.",
             kind=TO_TRAINEE,
-            ref=ref_of(trainee),
+            ref=ref_of(attempt),
         )
-        log_event(unit, "idle_reminder", trainee.person, None, trainee, f"{days:g} days idle")
-        report.idle_reminded.append(trainee.id)
+        log_event(unit, "idle_reminder", attempt.person, None, attempt, f"{days:g} days idle")
+        report.idle_reminded.append(attempt.id)
     to_close = (
-        select(Trainee)
-        .where(Trainee.state == TRAINING, Trainee.idle_reminded_at <= idle_since)
-        .order_by(Trainee.idle_reminded_at)
+        select(Attempt)
+        .where(Attempt.state == TRAINING, Attempt.idle_reminded_at <= idle_since)
+        .order_by(Attempt.idle_reminded_at)
     )
-    for trainee in unit.session.scalars(to_close).all():
-        if close(unit, trainee, CLOSED_IDLE, None, f"idle: no vouch for {2 * days:g} days"):
+    for attempt in unit.session.scalars(to_close).all():
+        if close(unit, attempt, CLOSED_IDLE, None, f"idle: no vouch for {2 * days:g} days"):
             unit.notifier.notify(
-                trainee.person.identity,
+                attempt.person.identity,
                 "Your training closed after a long time without vouches: "
                 f"say {unit.prefix}newhelper to come back.",
                 kind=TO_TRAINEE,
-                ref=ref_of(trainee),
+                ref=ref_of(attempt),
             )
-            report.idle_closed.append(trainee.id)
+            report.idle_closed.append(attempt.id)

@@ -16,14 +16,15 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from .config import LivechatConfig
-from .models import OPEN, PROMOTED, READY, TRAINING, Event, Person, Trainee, Vouch
+from .models import OPEN, PROMOTED, READY, TRAINING, Attempt, Event, Person, Vouch
 from .past import Past, clip, past_of
 from .roles import Role
 from .store import Subject, ago, latest_attempt, open_attempt, stamp, voucher_column
 
 __all__ = [
-    "TraineeView",
+    "AttemptView",
     "VouchLine",
+    "attempt_views",
     "counts",
     "history",
     "identity_tag",
@@ -31,7 +32,6 @@ __all__ = [
     "ready_line",
     "ready_list",
     "status",
-    "trainee_views",
     "trainees_page",
 ]
 
@@ -64,10 +64,10 @@ class VouchLine:
 
 
 @dataclass
-class TraineeView:
+class AttemptView:
     """One attempt with the vouches on record (counted or not) and its SLA standing."""
 
-    trainee: Trainee
+    attempt: Attempt
     vouches: list[VouchLine]
     threshold: int
     overdue: bool
@@ -79,7 +79,7 @@ class TraineeView:
 
     @property
     def nick(self) -> str:
-        return self.trainee.person.name
+        return self.attempt.person.name
 
     def vouchers(self, now: dt.datetime | None = None) -> str:
         """``bob, carol 2h ago`` with the no-longer-counting ones marked."""
@@ -93,43 +93,43 @@ class TraineeView:
         return f"{len(self.counted)}/{self.threshold}"
 
 
-def trainee_views(
+def attempt_views(
     session: Session,
     rules: LivechatConfig,
     now: dt.datetime,
-    trainees: Sequence[Trainee],
+    attempts: Sequence[Attempt],
     *,
     past: bool = False,
-) -> list[TraineeView]:
+) -> list[AttemptView]:
     """Views of several attempts with one query for all their standing vouches, and with
     ``past`` one more for their people's earlier holds and rejections (:mod:`.past`)."""
-    ids = [t.id for t in trainees]
-    by_trainee: dict[int, list[VouchLine]] = {i: [] for i in ids}
+    ids = [t.id for t in attempts]
+    by_attempt: dict[int, list[VouchLine]] = {i: [] for i in ids}
     if ids:
         stmt = (
             select(
-                Vouch.trainee_id,
+                Vouch.attempt_id,
                 voucher_column(func.coalesce(Person.last_nick, Person.identity)),
                 voucher_column(Person.role),
                 Vouch.created_at,
                 Vouch.note,
             )
-            .where(Vouch.trainee_id.in_(ids), Vouch.retracted_at.is_(None))
+            .where(Vouch.attempt_id.in_(ids), Vouch.retracted_at.is_(None))
             .order_by(Vouch.created_at, Vouch.id)
         )
-        for trainee_id, name, role, created_at, note in session.execute(stmt):
-            by_trainee[trainee_id].append(VouchLine(name, role, created_at, note))
+        for attempt_id, name, role, created_at, note in session.execute(stmt):
+            by_attempt[attempt_id].append(VouchLine(name, role, created_at, note))
     due = now - dt.timedelta(hours=rules.sla_hours)
-    earlier = past_of(session, {t.person_id for t in trainees}) if past else {}
+    earlier = past_of(session, {t.person_id for t in attempts}) if past else {}
     return [
-        TraineeView(
+        AttemptView(
             t,
-            by_trainee[t.id],
+            by_attempt[t.id],
             rules.threshold,
             overdue=t.state == READY and t.ready_at is not None and t.ready_at <= due,
             past=earlier.get(t.person_id),
         )
-        for t in trainees
+        for t in attempts
     ]
 
 
@@ -149,45 +149,45 @@ def status(
     start = f"{who} not a trainee (say {prefix}newhelper to start)"
     if person is None:
         return start
-    trainee = open_attempt(session, person.id) or latest_attempt(session, person.id)
+    attempt = open_attempt(session, person.id) or latest_attempt(session, person.id)
     if person.role >= Role.HELPER:
         line = f"{who} a {person.role.label}"
-        if trainee is not None and trainee.state == PROMOTED:
-            by = trainee.promoted_by.name if trainee.promoted_by else "the bot"
-            line += f", promoted by {by} on {stamp(trainee.promoted_at)}"
+        if attempt is not None and attempt.state == PROMOTED:
+            by = attempt.promoted_by.name if attempt.promoted_by else "the bot"
+            line += f", promoted by {by} on {stamp(attempt.promoted_at)}"
         return line
-    if trainee is None:
+    if attempt is None:
         return start
-    since = ago(now, trainee.state_since)
-    if not trainee.is_open:
+    since = ago(now, attempt.state_since)
+    if not attempt.is_open:
         held = ""
-        if trainee.hold_reason is not None:  # it ended while on hold: that stays on record
-            by = trainee.held_by.name if trainee.held_by else "?"
-            held = f", while on hold by {by}: {clip(trainee.hold_reason)}"
+        if attempt.hold_reason is not None:  # it ended while on hold: that stays on record
+            by = attempt.held_by.name if attempt.held_by else "?"
+            held = f", while on hold by {by}: {clip(attempt.hold_reason)}"
         return (
-            f"{who} not in training: {trainee.state} {since} ago "
-            f"({clip(trainee.close_reason)}){held}; {prefix}newhelper starts afresh"
+            f"{who} not in training: {attempt.state} {since} ago "
+            f"({clip(attempt.close_reason)}){held}; {prefix}newhelper starts afresh"
         )
-    view = trainee_views(session, rules, now, [trainee], past=True)[0]
+    view = attempt_views(session, rules, now, [attempt], past=True)[0]
     earlier = f"; {view.past.text()}" if view.past else ""
-    if trainee.state == TRAINING:
+    if attempt.state == TRAINING:
         line = f"{who} in training for {since}, {view.tally()} vouches: {view.vouchers(now)}"
-    elif trainee.state == READY:
+    elif attempt.state == READY:
         late = ", OVERDUE" if view.overdue else ""
         line = (
             f"{who} ready for {since}{late}, {view.tally()} vouches: {view.vouchers()}; "
             "waiting for a coordinator"
         )
     else:
-        by = trainee.held_by.name if trainee.held_by else "?"
-        line = f"{who} on hold for {since} by {by}: {trainee.hold_reason}; {view.tally()} vouches"
+        by = attempt.held_by.name if attempt.held_by else "?"
+        line = f"{who} on hold for {since} by {by}: {attempt.hold_reason}; {view.tally()} vouches"
     return line + earlier
 
 
-def ready_line(view: TraineeView, now: dt.datetime, *, detail: bool = False) -> str:
+def ready_line(view: AttemptView, now: dt.datetime, *, detail: bool = False) -> str:
     """One ready trainee: who (nick and identity), vouchers, chat account, time waiting,
     overdue mark, an earlier hold or rejection (if the view was made with ``past``)."""
-    t = view.trainee
+    t = view.attempt
     account = t.chat_account or "no chat account"
     waiting = ago(now, t.ready_at)
     who = named(t.person)
@@ -204,21 +204,21 @@ def ready_line(view: TraineeView, now: dt.datetime, *, detail: bool = False) -> 
 
 def ready_list(
     session: Session, rules: LivechatConfig, now: dt.datetime, limit: int | None = None
-) -> tuple[int, int, list[TraineeView]]:
+) -> tuple[int, int, list[AttemptView]]:
     """``!ready``: how many are ready, how many overdue, and the longest waiting first."""
     due = now - dt.timedelta(hours=rules.sla_hours)
-    ready = Trainee.state == READY
-    late = func.sum(case((Trainee.ready_at <= due, 1), else_=0))
+    ready = Attempt.state == READY
+    late = func.sum(case((Attempt.ready_at <= due, 1), else_=0))
     total, overdue = session.execute(select(func.count(), late).where(ready)).one()
-    stmt = select(Trainee).where(ready).order_by(Trainee.ready_at, Trainee.id).limit(limit)
+    stmt = select(Attempt).where(ready).order_by(Attempt.ready_at, Attempt.id).limit(limit)
     shown = list(session.scalars(stmt))
-    return total, overdue or 0, trainee_views(session, rules, now, shown, past=True)
+    return total, overdue or 0, attempt_views(session, rules, now, shown, past=True)
 
 
 def counts(session: Session) -> dict[str, int]:
     """How many attempts are in each open state."""
     stmt = (
-        select(Trainee.state, func.count()).where(Trainee.state.in_(OPEN)).group_by(Trainee.state)
+        select(Attempt.state, func.count()).where(Attempt.state.in_(OPEN)).group_by(Attempt.state)
     )
     found = {state: 0 for state in OPEN}
     found.update({state: n for state, n in session.execute(stmt)})
@@ -227,7 +227,7 @@ def counts(session: Session) -> dict[str, int]:
 
 def trainees_page(
     session: Session, rules: LivechatConfig, now: dt.datetime, page: int
-) -> tuple[dict[str, int], list[TraineeView], int]:
+) -> tuple[dict[str, int], list[AttemptView], int]:
     """``!trainees``: counts, one page of ready-then-training trainees, the number of pages."""
     found = counts(session)
     total = found[READY] + found[TRAINING]
@@ -236,22 +236,22 @@ def trainees_page(
     ids: list[int] = []
     if start < found[READY]:
         stmt = (
-            select(Trainee.id).where(Trainee.state == READY).order_by(Trainee.ready_at, Trainee.id)
+            select(Attempt.id).where(Attempt.state == READY).order_by(Attempt.ready_at, Attempt.id)
         )
         ids += session.scalars(stmt.offset(start).limit(rules.page_size))
     room = rules.page_size - len(ids)
     if room > 0:
         stmt = (
-            select(Trainee.id)  # ids first: the offset walks the index, not the rows
-            .where(Trainee.state == TRAINING)
-            .order_by(Trainee.registered_at, Trainee.id)
+            select(Attempt.id)  # ids first: the offset walks the index, not the rows
+            .where(Attempt.state == TRAINING)
+            .order_by(Attempt.registered_at, Attempt.id)
             .offset(max(0, start - found[READY]))
             .limit(room)
         )
         ids += session.scalars(stmt)
-    loaded = {t.id: t for t in session.scalars(select(Trainee).where(Trainee.id.in_(ids)))}
+    loaded = {t.id: t for t in session.scalars(select(Attempt).where(Attempt.id.in_(ids)))}
     chosen = [loaded[i] for i in ids]
-    return found, trainee_views(session, rules, now, chosen), pages
+    return found, attempt_views(session, rules, now, chosen), pages
 
 
 def history(session: Session, person: Person) -> list[str]:
@@ -261,7 +261,7 @@ def history(session: Session, person: Person) -> list[str]:
     lines = []
     for e in session.scalars(stmt):
         actor = e.actor.name if e.actor else "bot"
-        attempt = f"#{e.trainee_id} " if e.trainee_id else ""
+        attempt = f"#{e.attempt_id} " if e.attempt_id else ""
         detail = f": {e.detail}" if e.detail else ""
         lines.append(f"{stamp(e.at)} {attempt}{e.kind} by {actor}{detail}")
     return lines

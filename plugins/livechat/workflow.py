@@ -56,8 +56,8 @@ from .models import (
     REJECTED,
     TRAINING,
     WITHDRAWN,
+    Attempt,
     Person,
-    Trainee,
     Vouch,
 )
 from .past import clip, fit, past_of
@@ -147,14 +147,14 @@ class Nothing(WorkflowError):
 
 @dataclass
 class Registration:
-    trainee: Trainee
+    attempt: Attempt
     created: bool
     again: bool = False  # a new attempt after a closed one
 
 
 @dataclass
 class VouchResult:
-    trainee: Trainee
+    attempt: Attempt
     count: int
     repeat: bool = False
     transition: str | None = None  # "ready" or "training" when this changed the state
@@ -173,19 +173,19 @@ def _not_trainee(unit: Unit, subject: Subject) -> NotATrainee:
     return NotATrainee(f"{subject.label} is not a trainee (ask them to say {unit.prefix}newhelper)")
 
 
-def _promoted_text(nick: str, trainee: Trainee) -> str:
-    by = trainee.promoted_by.name if trainee.promoted_by else "the bot"
-    return f"{nick} is already a helper: promoted by {by} on {stamp(trainee.promoted_at)}"
+def _promoted_text(nick: str, attempt: Attempt) -> str:
+    by = attempt.promoted_by.name if attempt.promoted_by else "the bot"
+    return f"{nick} is already a helper: promoted by {by} on {stamp(attempt.promoted_at)}"
 
 
-def _attempt_for(unit: Unit, subject: Subject) -> Trainee:
+def _attempt_for(unit: Unit, subject: Subject) -> Attempt:
     """The named person's open attempt, locked, or the refusal that says why there is none."""
     person = subject.person
     if person is None:
         raise _not_trainee(unit, subject)
-    trainee = open_attempt(unit.session, person.id, lock=True)
-    if trainee is not None:
-        return trainee
+    attempt = open_attempt(unit.session, person.id, lock=True)
+    if attempt is not None:
+        return attempt
     last = latest_attempt(unit.session, person.id)
     if last is not None and last.state == PROMOTED:
         raise AlreadyPromoted(_promoted_text(subject.nick, last))
@@ -195,30 +195,30 @@ def _attempt_for(unit: Unit, subject: Subject) -> Trainee:
 
 
 def compare_and_set(
-    unit: Unit, trainee: Trainee, expected: tuple[str, ...], **values: object
+    unit: Unit, attempt: Attempt, expected: tuple[str, ...], **values: object
 ) -> bool:
     """Compare-and-set the attempt's row; false if someone else changed its state first."""
     result = unit.session.execute(
-        update(Trainee)
-        .where(Trainee.id == trainee.id, Trainee.state.in_(expected))
+        update(Attempt)
+        .where(Attempt.id == attempt.id, Attempt.state.in_(expected))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    unit.session.refresh(trainee)
+    unit.session.refresh(attempt)
     return result.rowcount == 1
 
 
-def cancel_pings(unit: Unit, trainee: Trainee) -> None:
-    unit.notifier.cancel_notifications(ref_of(trainee), kind=PING)
-    unit.notifier.cancel_notifications(ref_of(trainee), kind=REMINDER)
+def cancel_pings(unit: Unit, attempt: Attempt) -> None:
+    unit.notifier.cancel_notifications(ref_of(attempt), kind=PING)
+    unit.notifier.cancel_notifications(ref_of(attempt), kind=REMINDER)
 
 
-def _tell_trainee(unit: Unit, trainee: Trainee, text: str) -> None:
-    unit.notifier.notify(trainee.person.identity, text, kind=TO_TRAINEE, ref=ref_of(trainee))
+def _tell_trainee(unit: Unit, attempt: Attempt, text: str) -> None:
+    unit.notifier.notify(attempt.person.identity, text, kind=TO_TRAINEE, ref=ref_of(attempt))
 
 
 def settle(
-    unit: Unit, trainee: Trainee, actor: Person | None, vouches: list[Vouch] | None = None
+    unit: Unit, attempt: Attempt, actor: Person | None, vouches: list[Vouch] | None = None
 ) -> tuple[str | None, list[str]]:
     """The readiness rule: move an attempt between training and ready to match its vouches.
 
@@ -226,43 +226,43 @@ def settle(
     has just read them in this transaction. Returns the transition made (``"ready"``,
     ``"training"`` or None) and, on ``ready``, the identity keys of the coordinators pinged.
     """
-    if trainee.state not in (TRAINING, READY):
+    if attempt.state not in (TRAINING, READY):
         return None, []
     if vouches is None:
-        vouches = counted_vouches(unit.session, trainee.id)
+        vouches = counted_vouches(unit.session, attempt.id)
     count, threshold = len(vouches), unit.rules.threshold
-    if trainee.state == TRAINING and count >= threshold:
+    if attempt.state == TRAINING and count >= threshold:
         if not compare_and_set(
-            unit, trainee, (TRAINING,), state=READY, state_since=unit.now, ready_at=unit.now
+            unit, attempt, (TRAINING,), state=READY, state_since=unit.now, ready_at=unit.now
         ):
             return None, []
-        log_event(unit, "ready", trainee.person, actor, trainee, f"{count}/{threshold}")
-        text = ready_ping(unit, trainee, vouches)
+        log_event(unit, "ready", attempt.person, actor, attempt, f"{count}/{threshold}")
+        text = ready_ping(unit, attempt, vouches)
         keys = [c.identity for c in coordinators(unit.session)]
         if not keys:
-            logger.warning("%s is ready but there is no coordinator to tell", trainee.person.name)
+            logger.warning("%s is ready but there is no coordinator to tell", attempt.person.name)
         for key in keys:
-            unit.notifier.notify(key, text, kind=PING, ref=ref_of(trainee))
-        _tell_trainee(unit, trainee, "You are ready: a coordinator will add you to the team soon.")
+            unit.notifier.notify(key, text, kind=PING, ref=ref_of(attempt))
+        _tell_trainee(unit, attempt, "You are ready: a coordinator will add you to the team soon.")
         return READY, keys
-    if trainee.state == READY and count < threshold:
+    if attempt.state == READY and count < threshold:
         if not compare_and_set(
-            unit, trainee, (READY,), state=TRAINING, state_since=unit.now, ready_at=None
+            unit, attempt, (READY,), state=TRAINING, state_since=unit.now, ready_at=None
         ):
             return None, []
-        log_event(unit, "unready", trainee.person, actor, trainee, f"{count}/{threshold}")
-        cancel_pings(unit, trainee)
+        log_event(unit, "unready", attempt.person, actor, attempt, f"{count}/{threshold}")
+        cancel_pings(unit, attempt)
         return TRAINING, []
     return None, []
 
 
-def ready_ping(unit: Unit, trainee: Trainee, vouches: list[Vouch]) -> str:
+def ready_ping(unit: Unit, attempt: Attempt, vouches: list[Vouch]) -> str:
     """The coordinators' ping: who (nick and identity), vouchers, chat account, any earlier
     hold or rejection (:mod:`.past`), and what to say. One IRC line: the names are few (the
     threshold) and a quoted reason is clipped."""
-    person = trainee.person
+    person = attempt.person
     names = ", ".join(v.voucher.name for v in vouches)
-    account = f"; chat account {clip(trainee.chat_account, 40)}" if trainee.chat_account else ""
+    account = f"; chat account {clip(attempt.chat_account, 40)}" if attempt.chat_account else ""
     past = past_of(unit.session, [person.id]).get(person.id)
 
     def build(reason_bytes: int) -> str:
@@ -287,7 +287,7 @@ def register(unit: Unit, person: Person, chat_account: str | None = None) -> Reg
             log_event(unit, "chat_account", person, person, current, chat_account)
         return Registration(current, created=False)
     again = latest_attempt(session, person.id) is not None
-    trainee = Trainee(
+    attempt = Attempt(
         person=person,
         state=TRAINING,
         state_since=unit.now,
@@ -298,16 +298,16 @@ def register(unit: Unit, person: Person, chat_account: str | None = None) -> Reg
     )
     try:
         with session.begin_nested():
-            session.add(trainee)
+            session.add(attempt)
     except IntegrityError:  # the same person registering on two connections at once
-        session.expunge(trainee)
+        session.expunge(attempt)
         current = open_attempt(session, person.id)
         assert current is not None
         return Registration(current, created=False)
     person.role = max(person.role, Role.TRAINEE)
     detail = f"chat account {chat_account}" if chat_account else None
-    log_event(unit, "registered", person, person, trainee, detail)
-    return Registration(trainee, created=True, again=again)
+    log_event(unit, "registered", person, person, attempt, detail)
+    return Registration(attempt, created=True, again=again)
 
 
 def vouch(
@@ -318,37 +318,37 @@ def vouch(
     if subject.person is not None and subject.person.id == voucher.id:
         raise WorkflowError("you can't vouch for yourself")
     session = unit.session
-    trainee = _attempt_for(unit, subject)
-    mine = select(Vouch).where(Vouch.trainee_id == trainee.id, Vouch.voucher_id == voucher.id)
+    attempt = _attempt_for(unit, subject)
+    mine = select(Vouch).where(Vouch.attempt_id == attempt.id, Vouch.voucher_id == voucher.id)
     existing = session.scalar(mine)
     if existing is not None and existing.retracted_at is None:
         if note and note != existing.note:
             existing.note = note
-            log_event(unit, "vouch_note", trainee.person, voucher, trainee, note)
-        return VouchResult(trainee, count_vouches(session, trainee.id), repeat=True)
+            log_event(unit, "vouch_note", attempt.person, voucher, attempt, note)
+        return VouchResult(attempt, count_vouches(session, attempt.id), repeat=True)
     if existing is not None:  # vouching again after an unvouch
         existing.retracted_at, existing.created_at, existing.note = None, unit.now, note
     else:
-        session.add(Vouch(trainee_id=trainee.id, voucher=voucher, note=note, created_at=unit.now))
-    trainee.last_activity_at, trainee.idle_reminded_at = unit.now, None
+        session.add(Vouch(attempt_id=attempt.id, voucher=voucher, note=note, created_at=unit.now))
+    attempt.last_activity_at, attempt.idle_reminded_at = unit.now, None
     session.flush()
-    log_event(unit, "vouched", trainee.person, voucher, trainee, note)
-    counted = counted_vouches(session, trainee.id)
+    log_event(unit, "vouched", attempt.person, voucher, attempt, note)
+    counted = counted_vouches(session, attempt.id)
     count = len(counted)
     _tell_trainee(
-        unit, trainee, f"{voucher.name} vouched for you ({count}/{unit.rules.threshold})."
+        unit, attempt, f"{voucher.name} vouched for you ({count}/{unit.rules.threshold})."
     )
-    transition, pinged = settle(unit, trainee, voucher, counted)
-    return VouchResult(trainee, count, transition=transition, pinged=pinged)
+    transition, pinged = settle(unit, attempt, voucher, counted)
+    return VouchResult(attempt, count, transition=transition, pinged=pinged)
 
 
 def unvouch(unit: Unit, voucher: Person | None, subject: Subject) -> VouchResult:
     """``!unvouch``: withdraw one's own vouch; below the threshold, ready goes back to training."""
     voucher = require(voucher, Role.HELPER)
-    trainee = _attempt_for(unit, subject)
+    attempt = _attempt_for(unit, subject)
     existing = unit.session.scalar(
         select(Vouch).where(
-            Vouch.trainee_id == trainee.id,
+            Vouch.attempt_id == attempt.id,
             Vouch.voucher_id == voucher.id,
             Vouch.retracted_at.is_(None),
         )
@@ -357,25 +357,25 @@ def unvouch(unit: Unit, voucher: Person | None, subject: Subject) -> VouchResult
         raise Nothing(f"you have not vouched for {subject.nick}")
     existing.retracted_at = unit.now
     unit.session.flush()
-    log_event(unit, "unvouched", trainee.person, voucher, trainee)
-    transition, _ = settle(unit, trainee, voucher)
-    return VouchResult(trainee, count_vouches(unit.session, trainee.id), transition=transition)
+    log_event(unit, "unvouched", attempt.person, voucher, attempt)
+    transition, _ = settle(unit, attempt, voucher)
+    return VouchResult(attempt, count_vouches(unit.session, attempt.id), transition=transition)
 
 
-def promote(unit: Unit, actor: Person | None, subject: Subject) -> Trainee:
+def promote(unit: Unit, actor: Person | None, subject: Subject) -> Attempt:
     """``!promote``: ready → promoted, compare-and-set; the loser hears who won."""
     actor = require(actor, Role.COORDINATOR)
     person = subject.person
     if person is None:
         raise _not_trainee(unit, subject)
-    trainee = open_attempt(unit.session, person.id) or latest_attempt(unit.session, person.id)
-    if trainee is None or trainee.state in (REJECTED, WITHDRAWN, "closed"):
+    attempt = open_attempt(unit.session, person.id) or latest_attempt(unit.session, person.id)
+    if attempt is None or attempt.state in (REJECTED, WITHDRAWN, "closed"):
         if person.role >= Role.HELPER:
             raise AlreadyPromoted(f"{subject.nick} is already a {person.role.label}")
         raise _not_trainee(unit, subject)
-    won = trainee.state == READY and compare_and_set(
+    won = attempt.state == READY and compare_and_set(
         unit,
-        trainee,
+        attempt,
         (READY,),
         state=PROMOTED,
         state_since=unit.now,
@@ -385,53 +385,53 @@ def promote(unit: Unit, actor: Person | None, subject: Subject) -> Trainee:
         closed_by_id=actor.id,
     )
     if not won:
-        if trainee.state == PROMOTED:
-            raise AlreadyPromoted(_promoted_text(subject.nick, trainee))
-        if trainee.state == ON_HOLD:
+        if attempt.state == PROMOTED:
+            raise AlreadyPromoted(_promoted_text(subject.nick, attempt))
+        if attempt.state == ON_HOLD:
             raise WrongState(
-                f"{subject.nick} is on hold ({trainee.hold_reason}): {unit.prefix}unhold first"
+                f"{subject.nick} is on hold ({attempt.hold_reason}): {unit.prefix}unhold first"
             )
-        count = count_vouches(unit.session, trainee.id)
+        count = count_vouches(unit.session, attempt.id)
         raise WrongState(
             f"{subject.nick} is in training ({count}/{unit.rules.threshold} vouches), not ready"
         )
     person.role = max(person.role, Role.HELPER)
-    log_event(unit, "promoted", person, actor, trainee)
-    cancel_pings(unit, trainee)
-    _tell_trainee(unit, trainee, f"You are now a helper (promoted by {actor.name}): welcome!")
-    return trainee
+    log_event(unit, "promoted", person, actor, attempt)
+    cancel_pings(unit, attempt)
+    _tell_trainee(unit, attempt, f"You are now a helper (promoted by {actor.name}): welcome!")
+    return attempt
 
 
-def hold(unit: Unit, actor: Person | None, subject: Subject, reason: str) -> Trainee:
+def hold(unit: Unit, actor: Person | None, subject: Subject, reason: str) -> Attempt:
     """``!hold``: pause an attempt: no pings, no promotion, until ``!unhold``."""
     actor = require(actor, Role.COORDINATOR)
-    trainee = _attempt_for(unit, subject)
-    if trainee.state == ON_HOLD:
-        by = trainee.held_by.name if trainee.held_by else "?"
-        raise Nothing(f"{subject.nick} is already on hold (by {by}: {trainee.hold_reason})")
+    attempt = _attempt_for(unit, subject)
+    if attempt.state == ON_HOLD:
+        by = attempt.held_by.name if attempt.held_by else "?"
+        raise Nothing(f"{subject.nick} is already on hold (by {by}: {attempt.hold_reason})")
     compare_and_set(
         unit,
-        trainee,
+        attempt,
         (TRAINING, READY),
         state=ON_HOLD,
         state_since=unit.now,
         hold_reason=reason,
         held_by_id=actor.id,
     )
-    log_event(unit, "held", trainee.person, actor, trainee, reason)
-    cancel_pings(unit, trainee)
-    return trainee
+    log_event(unit, "held", attempt.person, actor, attempt, reason)
+    cancel_pings(unit, attempt)
+    return attempt
 
 
-def unhold(unit: Unit, actor: Person | None, subject: Subject) -> tuple[Trainee, list[str]]:
+def unhold(unit: Unit, actor: Person | None, subject: Subject) -> tuple[Attempt, list[str]]:
     """``!unhold``: back to training (idle and SLA clocks restart), then ready if vouched."""
     actor = require(actor, Role.COORDINATOR)
-    trainee = _attempt_for(unit, subject)
-    if trainee.state != ON_HOLD:
-        raise Nothing(f"{subject.nick} is not on hold ({trainee.state})")
+    attempt = _attempt_for(unit, subject)
+    if attempt.state != ON_HOLD:
+        raise Nothing(f"{subject.nick} is not on hold ({attempt.state})")
     compare_and_set(
         unit,
-        trainee,
+        attempt,
         (ON_HOLD,),
         state=TRAINING,
         state_since=unit.now,
@@ -443,12 +443,12 @@ def unhold(unit: Unit, actor: Person | None, subject: Subject) -> tuple[Trainee,
         sla_reminded_at=None,
         sla_reminders=0,
     )
-    log_event(unit, "unheld", trainee.person, actor, trainee)
-    _, pinged = settle(unit, trainee, actor)
-    return trainee, pinged
+    log_event(unit, "unheld", attempt.person, actor, attempt)
+    _, pinged = settle(unit, attempt, actor)
+    return attempt, pinged
 
 
-def close(unit: Unit, trainee: Trainee, state: str, actor: Person | None, reason: str) -> bool:
+def close(unit: Unit, attempt: Attempt, state: str, actor: Person | None, reason: str) -> bool:
     """End an open attempt (rejected, withdrawn, closed); the record stays as history.
 
     A hold stays on the row (``hold_reason``, ``held_by_id``): an attempt that ended while on
@@ -457,35 +457,35 @@ def close(unit: Unit, trainee: Trainee, state: str, actor: Person | None, reason
     """
     closed_by = actor.id if actor else None
     values = dict(closed_at=unit.now, closed_by_id=closed_by, close_reason=reason)
-    if not compare_and_set(unit, trainee, OPEN, state=state, state_since=unit.now, **values):
+    if not compare_and_set(unit, attempt, OPEN, state=state, state_since=unit.now, **values):
         return False
-    person = trainee.person
+    person = attempt.person
     if person.role == Role.TRAINEE:
         person.role = Role.NONE
     detail = reason
-    if trainee.hold_reason is not None:  # ended while on hold
-        by = trainee.held_by.name if trainee.held_by else "?"
-        detail += f" (while on hold by {by}: {trainee.hold_reason})"
-    log_event(unit, state, person, actor, trainee, detail)
-    cancel_pings(unit, trainee)
+    if attempt.hold_reason is not None:  # ended while on hold
+        by = attempt.held_by.name if attempt.held_by else "?"
+        detail += f" (while on hold by {by}: {attempt.hold_reason})"
+    log_event(unit, state, person, actor, attempt, detail)
+    cancel_pings(unit, attempt)
     return True
 
 
-def reject(unit: Unit, actor: Person | None, subject: Subject, reason: str) -> Trainee:
+def reject(unit: Unit, actor: Person | None, subject: Subject, reason: str) -> Attempt:
     """``!reject``: a coordinator ends the attempt, reason kept; ``!newhelper`` starts afresh."""
     actor = require(actor, Role.COORDINATOR)
-    trainee = _attempt_for(unit, subject)
-    close(unit, trainee, REJECTED, actor, reason)
-    _tell_trainee(unit, trainee, f"Your training was closed by {actor.name}: {reason}")
-    return trainee
+    attempt = _attempt_for(unit, subject)
+    close(unit, attempt, REJECTED, actor, reason)
+    _tell_trainee(unit, attempt, f"Your training was closed by {actor.name}: {reason}")
+    return attempt
 
 
-def withdraw(unit: Unit, person: Person | None, reason: str | None = None) -> Trainee:
+def withdraw(unit: Unit, person: Person | None, reason: str | None = None) -> Attempt:
     """``!withdraw``: the trainee leaves the process; ``!newhelper`` starts afresh."""
     if person is None:
         raise NotIdentified("I can't tell who you are: log in to services first")
-    trainee = open_attempt(unit.session, person.id, lock=True)
-    if trainee is None:
+    attempt = open_attempt(unit.session, person.id, lock=True)
+    if attempt is None:
         raise NotATrainee("you are not in training")
-    close(unit, trainee, WITHDRAWN, person, reason or "withdrew")
-    return trainee
+    close(unit, attempt, WITHDRAWN, person, reason or "withdrew")
+    return attempt

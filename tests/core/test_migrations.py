@@ -23,9 +23,10 @@ from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
 from ircbot_plugins.livechat import plugin as livechat
-from ircbot_plugins.livechat.models import Person, Trainee, Vouch
+from ircbot_plugins.livechat.models import Attempt, Person, Vouch
 from sqlalchemy import MetaData, func, inspect, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from alembic import command
 from ircbot import storage
@@ -38,13 +39,20 @@ from tests.support.postgres import BACKENDS, database_url
 pytestmark = pytest.mark.timeout(120)
 
 RELEASE_0_1_0 = Path(__file__).parents[1] / "data" / "release_0_1_0"
-LIVECHAT_TABLES = {"people", "trainees", "vouches", "audit_events"}
+LIVECHAT_TABLES = {"people", "attempts", "vouches", "audit_events"}
+LIVECHAT_TABLES_0_1_0 = {"people", "trainees", "vouches", "audit_events"}
 CORE_TABLES = {"outbox", "outbound", "alembic_version"}
 CORE_HEAD = "0003_outbound"  # the core's newest revision
-LIVECHAT_HEAD = "0002_livechat"  # the livechat branch's newest
+LIVECHAT_HEAD = "0005_livechat_attempts"  # the livechat branch's newest
 LIVECHAT_0_1_0 = "0002_livechat"  # release 0.1.0's head, now the livechat branch's first
 # Columns added since release 0.1.0, and what an upgraded row holds in them.
 NEW_COLUMNS: dict[str, dict[str, Any]] = {}
+# Tables and columns renamed since release 0.1.0 (``0005_livechat_attempts``): old -> new.
+RENAMED_TABLES = {"trainees": "attempts"}
+RENAMED_COLUMNS = {
+    "vouches": {"trainee_id": "attempt_id"},
+    "audit_events": {"trainee_id": "attempt_id"},
+}
 T0 = dt.datetime(2026, 1, 5, 9, 30, 15)  # naive UTC: what release 0.1.0 stored
 
 ROWS: dict[str, list[dict[str, Any]]] = {
@@ -137,17 +145,23 @@ def snapshot(engine: Engine) -> dict[str, list[dict[str, Any]]]:
         return {
             name: [dict(row._mapping) for row in conn.execute(select(table).order_by(table.c.id))]
             for name, table in reflected.tables.items()
-            if name in ROWS
+            if name in ROWS or name in RENAMED_TABLES.values()
         }
 
 
 def with_new_columns(before: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """``before`` as the livechat branch's head shows it: every value kept, the columns
-    added since release 0.1.0 holding their defaults."""
-    return {
-        name: [{**row, **NEW_COLUMNS.get(name, {})} for row in rows]
-        for name, rows in before.items()
-    }
+    """``before`` as the livechat branch's head shows it: every value kept, under its table's
+    and column's new name where it was renamed, the columns added since release 0.1.0
+    holding their defaults."""
+    after = {}
+    for name, rows in before.items():
+        new_name = RENAMED_TABLES.get(name, name)
+        columns = RENAMED_COLUMNS.get(name, {})
+        after[new_name] = [
+            {**{columns.get(k, k): v for k, v in row.items()}, **NEW_COLUMNS.get(new_name, {})}
+            for row in rows
+        ]
+    return after
 
 
 def schema_differences(engine: Engine, metadata: MetaData = Base.metadata) -> list[Any]:
@@ -169,6 +183,7 @@ def livechat_schema(engine: Engine) -> str:
     """The livechat tables' columns, keys and indexes as the database reports them (as
     text: a partial index's WHERE comes back as a clause object, equal only to itself)."""
     found = inspect(engine)
+    present = set(found.get_table_names()) & (LIVECHAT_TABLES | LIVECHAT_TABLES_0_1_0)
     schema = {
         name: (
             [(c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(name)],
@@ -176,8 +191,9 @@ def livechat_schema(engine: Engine) -> str:
             sorted(found.get_foreign_keys(name), key=lambda fk: fk["name"] or ""),
             sorted(found.get_indexes(name), key=lambda ix: ix["name"] or ""),
             sorted(found.get_unique_constraints(name), key=lambda uq: uq["name"] or ""),
+            sorted(found.get_check_constraints(name), key=lambda ck: ck["name"] or ""),
         )
-        for name in sorted(LIVECHAT_TABLES)
+        for name in sorted(present)
     }
     return json.dumps(schema, default=str, sort_keys=True)
 
@@ -227,14 +243,19 @@ def test_a_release_0_1_0_database_upgrades_in_place_with_every_row(engine):
     assert schema_differences(engine) == []
     # Today's models read the old rows, and new rows take ids after them.
     with storage.transaction(make_session_factory(engine)) as session:
-        trainee = session.get(Trainee, 2)
-        assert (trainee.state, trainee.person.identity) == ("ready", "~alice@example.net")
-        assert trainee.ready_at == (T0 + dt.timedelta(days=3)).replace(tzinfo=dt.UTC)
+        attempt = session.get(Attempt, 2)
+        assert (attempt.state, attempt.person.identity) == ("ready", "~alice@example.net")
+        assert attempt.ready_at == (T0 + dt.timedelta(days=3)).replace(tzinfo=dt.UTC)
         assert session.scalar(select(func.count()).select_from(Vouch)) == 2
         newcomer = Person(identity="dave", created_at=T0.replace(tzinfo=dt.UTC))
         session.add(newcomer)
         session.flush()
         assert newcomer.id == 4
+        at = T0.replace(tzinfo=dt.UTC)
+        fresh = Attempt(person=newcomer, state_since=at, registered_at=at, last_activity_at=at)
+        session.add(fresh)
+        session.flush()
+        assert fresh.id == 3  # the renamed table's id sequence went along
 
 
 def test_a_release_0_1_0_database_with_livechat_disabled_keeps_its_tables(engine):
@@ -244,7 +265,7 @@ def test_a_release_0_1_0_database_with_livechat_disabled_keeps_its_tables(engine
     migrate(engine)  # the core only: [bot] plugins does not name livechat
 
     assert snapshot(engine) == before
-    assert tables(engine) == {*LIVECHAT_TABLES, *CORE_TABLES}
+    assert tables(engine) == {*LIVECHAT_TABLES_0_1_0, *CORE_TABLES}
     # The core's row is back and at its head, the livechat branch's row is where it was.
     assert version_rows(engine) == {CORE_HEAD, LIVECHAT_0_1_0}
     assert is_current(engine)
@@ -323,4 +344,104 @@ def test_a_failing_upgrade_changes_nothing_not_even_the_version_rows(engine, tmp
     assert snapshot(engine) == before
     migrate(engine, [livechat.migrations])  # and the database is still upgradable
     assert snapshot(engine) == with_new_columns(before)
+    assert schema_differences(engine) == []
+
+
+# ------------------------------------------------------------ trainees -> attempts (0005)
+
+
+def reflected_names(engine: Engine, table: str) -> set[str]:
+    """Every name the database gives the table's key, foreign keys, uniques, checks and
+    indexes (PostgreSQL also lists a unique constraint's index: same name)."""
+    found = inspect(engine)
+    names = {found.get_pk_constraint(table)["name"]}
+    names |= {fk["name"] for fk in found.get_foreign_keys(table)}
+    names |= {uq["name"] for uq in found.get_unique_constraints(table)}
+    names |= {ck["name"] for ck in found.get_check_constraints(table)}
+    names |= {ix["name"] for ix in found.get_indexes(table)}
+    return names
+
+
+def test_the_upgrade_renames_every_name_that_said_trainee(engine):
+    build_with_release_0_1_0(engine)
+    assert "ck_trainees_state" in reflected_names(engine, "trainees")  # checks are reflected
+
+    migrate(engine, [livechat.migrations])
+
+    found = inspect(engine)
+    for name in sorted(LIVECHAT_TABLES):
+        model = Base.metadata.tables[name]
+        expected = {c.name for c in model.constraints} | {ix.name for ix in model.indexes}
+        assert reflected_names(engine, name) == expected, name
+        assert not [c["name"] for c in found.get_columns(name) if "trainee" in c["name"]]
+    for child in ("vouches", "audit_events"):
+        (fk,) = [
+            fk
+            for fk in found.get_foreign_keys(child)
+            if fk["constrained_columns"] == ["attempt_id"]
+        ]
+        assert (fk["referred_table"], fk["referred_columns"]) == ("attempts", ["id"])
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+            schema = conn.exec_driver_sql(
+                "SELECT group_concat(sql, ';') FROM sqlite_master"
+            ).scalar()
+        else:
+            assert conn.scalar(text("SELECT pg_get_serial_sequence('attempts', 'id')")) == (
+                "public.attempts_id_seq"
+            )
+            schema = ""
+    assert "trainee" not in schema
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        # a second open attempt for alice (attempt 2 is ready): the partial unique index
+        "INSERT INTO attempts (person_id, state, state_since, registered_at, last_activity_at,"
+        " sla_reminders) VALUES (3, 'training', :t, :t, :t, 0)",
+        # a state that is none: the CHECK
+        "UPDATE attempts SET state = 'bogus' WHERE id = 1",
+        # a vouch for no attempt: the foreign key, to the renamed table
+        "INSERT INTO vouches (attempt_id, voucher_id, created_at) VALUES (99, 1, :t)",
+        "INSERT INTO audit_events (attempt_id, person_id, kind, at) VALUES (99, 1, 'x', :t)",
+        # a second vouch by bob on attempt 2: the renamed unique constraint
+        "INSERT INTO vouches (attempt_id, voucher_id, created_at) VALUES (2, 2, :t)",
+    ],
+    ids=["open-attempt", "state-check", "vouch-fk", "event-fk", "one-vouch"],
+)
+def test_the_rules_hold_on_the_renamed_tables(engine, statement):
+    build_with_release_0_1_0(engine)
+    migrate(engine, [livechat.migrations])
+    before = snapshot(engine)
+
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text(statement), {"t": T0})
+
+    assert snapshot(engine) == before
+    # A closed attempt for alice is allowed: the index only covers open states.
+    with engine.begin() as conn:
+        conn.execute(
+            text(statement.replace("'training'", "'withdrawn'") if "'training'" in statement
+                 else "INSERT INTO attempts (person_id, state, state_since, registered_at,"
+                      " last_activity_at, sla_reminders) VALUES (3, 'closed', :t, :t, :t, 0)"),
+            {"t": T0},
+        )  # fmt: skip
+
+
+def test_the_rename_downgrades_to_the_old_names_and_upgrades_again(engine):
+    build_with_release_0_1_0(engine)
+    before, schema_before = snapshot(engine), livechat_schema(engine)
+    migrate(engine, [livechat.migrations])
+
+    command.downgrade(storage._alembic_config(engine, [livechat.migrations]), LIVECHAT_0_1_0)
+
+    assert version_rows(engine) == {CORE_HEAD, LIVECHAT_0_1_0}
+    assert snapshot(engine) == before
+    assert livechat_schema(engine) == schema_before  # names, keys, indexes, checks: all back
+    migrate(engine, [livechat.migrations])
+    assert snapshot(engine) == with_new_columns(before)
+    assert version_rows(engine) == {CORE_HEAD, LIVECHAT_HEAD}
     assert schema_differences(engine) == []

@@ -16,7 +16,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from ircbot_plugins.livechat import plugin as livechat
-from ircbot_plugins.livechat.models import CLOSED, OPEN, Person, Trainee
+from ircbot_plugins.livechat.models import CLOSED, OPEN, Attempt, Person
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -112,7 +112,7 @@ def test_sqlite_in_memory_keeps_foreign_keys_and_busy_timeout():
 
 def test_foreign_keys_are_enforced(engine):
     with pytest.raises(IntegrityError), transaction(make_session_factory(engine)) as session:
-        session.add(trainee(person_id=424242, state=OPEN[0]))
+        session.add(attempt(person_id=424242, state=OPEN[0]))
         session.flush()
 
 
@@ -120,7 +120,7 @@ def test_foreign_keys_are_enforced(engine):
 
 
 def test_the_migrations_build_exactly_what_the_models_declare(engine):
-    assert {"outbox", "people", "trainees", "vouches", "audit_events"} <= set(
+    assert {"outbox", "people", "attempts", "vouches", "audit_events"} <= set(
         Base.metadata.tables
     ), "a model module is not imported: the comparison would be meaningless"
     with engine.connect() as conn:
@@ -135,8 +135,8 @@ def person(identity: str) -> Person:
     return Person(identity=identity, created_at=NOW)
 
 
-def trainee(person_id: int, state: str) -> Trainee:
-    return Trainee(
+def attempt(person_id: int, state: str) -> Attempt:
+    return Attempt(
         person_id=person_id,
         state=state,
         state_since=NOW,
@@ -155,16 +155,16 @@ def test_one_open_attempt_per_person_is_enforced_by_the_partial_index(engine):
         session.add(someone)
         session.flush()
         for state in CLOSED:  # any number of closed attempts...
-            session.add(trainee(someone.id, state))
-            session.add(trainee(someone.id, state))
-        session.add(trainee(someone.id, OPEN[0]))  # ...beside one open attempt
+            session.add(attempt(someone.id, state))
+            session.add(attempt(someone.id, state))
+        session.add(attempt(someone.id, OPEN[0]))  # ...beside one open attempt
         person_id = someone.id
     for state in OPEN:  # a second open attempt, whatever its state, is refused
         with pytest.raises(IntegrityError), transaction(factory) as session:
-            session.add(trainee(person_id, state))
+            session.add(attempt(person_id, state))
             session.flush()
     with transaction(factory) as session:
-        count = session.scalar(select(func.count()).where(Trainee.person_id == person_id))
+        count = session.scalar(select(func.count()).where(Attempt.person_id == person_id))
     assert count == 2 * len(CLOSED) + 1
 
 

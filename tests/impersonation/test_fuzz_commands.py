@@ -104,15 +104,15 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bot, Capture
 
 def snapshot(bot: Bot) -> tuple[Any, ...]:
     """Everything a command could write: row counts, and who goes by which nick."""
-    from ircbot_plugins.livechat.models import Event, Person, Trainee, Vouch
+    from ircbot_plugins.livechat.models import Attempt, Event, Person, Vouch
 
     with transaction(bot.session_factory) as session:
         counts = tuple(
             session.scalar(select(func.count()).select_from(model))
-            for model in (Person, Trainee, Vouch, Event, OutboxMessage)
+            for model in (Person, Attempt, Vouch, Event, OutboxMessage)
         )
         people = tuple(session.execute(select(Person.identity, Person.last_nick, Person.role)))
-        states = tuple(session.execute(select(Trainee.id, Trainee.state)))
+        states = tuple(session.execute(select(Attempt.id, Attempt.state)))
     return counts, people, states
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from ircbot_plugins.livechat import views
 from ircbot_plugins.livechat.config import DEFAULT_WELCOME
-from ircbot_plugins.livechat.models import Event, Person, Trainee
+from ircbot_plugins.livechat.models import Attempt, Event, Person
 from ircbot_plugins.livechat.past import LINE_BYTES, past_of
 from ircbot_plugins.livechat.timers import run_timers
 from sqlalchemy import event, select
@@ -127,7 +127,7 @@ def first_attempt(session: Session, ident: str) -> tuple[str, str | None, str | 
     """(state, hold reason, held by whom) of the first attempt of ``~ident@127.0.0.1``."""
     person = session.scalar(select(Person).where(Person.identity == f"~{ident}@127.0.0.1"))
     attempt = session.scalar(
-        select(Trainee).where(Trainee.person_id == person.id).order_by(Trainee.id).limit(1)
+        select(Attempt).where(Attempt.person_id == person.id).order_by(Attempt.id).limit(1)
     )
     return attempt.state, attempt.hold_reason, attempt.held_by.name if attempt.held_by else None
 
@@ -211,7 +211,7 @@ def test_a_rejected_trainee_who_starts_afresh_is_pinged_with_the_rejection(
         assert room.said("he_c", f"!reject he_r {REJECT}") == (
             f"he_r's training is closed (rejected): {REJECT}"
         )
-        rejected_at = room.query(lambda s: s.scalar(select(Trainee.closed_at)))
+        rejected_at = room.query(lambda s: s.scalar(select(Attempt.closed_at)))
         assert room.said("he_r", "!newhelper") == WELCOME_BACK
         room.said("he_h1", "!vouch he_r")
         room.said("he_h2", "!vouch he_r")

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from ircbot_plugins.livechat.models import Person, Trainee, Vouch
+from ircbot_plugins.livechat.models import Attempt, Person, Vouch
 from ircbot_plugins.livechat.roles import Role
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -105,8 +105,8 @@ def vouches_for(room: Room, identity: str) -> int:
     def read(session: Session) -> int:
         stmt = (
             select(func.count(Vouch.id))
-            .join(Trainee, Trainee.id == Vouch.trainee_id)
-            .join(Person, Person.id == Trainee.person_id)
+            .join(Attempt, Attempt.id == Vouch.attempt_id)
+            .join(Person, Person.id == Attempt.person_id)
             .where(Person.identity == identity, Vouch.retracted_at.is_(None))
         )
         return session.scalar(stmt) or 0

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from ircbot_plugins.livechat.models import Person, Trainee, Vouch
+from ircbot_plugins.livechat.models import Attempt, Person, Vouch
 
 from ircbot.cli import main
 
@@ -58,7 +58,7 @@ def refused(result: Result) -> str:
 
 
 def imported_nothing(team: Team, people_before: int) -> None:
-    assert team.count(Trainee) == 0 and team.count(Vouch) == 0
+    assert team.count(Attempt) == 0 and team.count(Vouch) == 0
     assert team.count(Person) == people_before
     assert team.outbox() == []
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from ircbot_plugins.livechat.models import Person, Trainee
+from ircbot_plugins.livechat.models import Attempt, Person
 from ircbot_plugins.livechat.roles import Role
 from sqlalchemy import select
 
@@ -110,7 +110,7 @@ def test_import_is_all_or_nothing_and_names_the_bad_row(cli, seeded: Team, tmp_p
     assert refused.exit_code == 2
     assert "row 3: unknown helper 'zed'" in refused.stderr
     assert "nothing was imported" in refused.stderr
-    assert seeded.count(Trainee) == 2
+    assert seeded.count(Attempt) == 2
     malformed = tmp_path / "malformed.csv"
     malformed.write_text("account,nick\npaula,Paula,extra\n")
     assert "row 2: 3 fields" in cli("trainee", "import", str(malformed)).stderr
@@ -146,8 +146,8 @@ def test_role_commands(cli, seeded: Team) -> None:
 
 def test_export_as_json_and_csv(cli, seeded: Team, tmp_path: Path) -> None:
     data = json.loads(cli("export", "--format", "json").stdout)
-    assert set(data) == {"people", "trainees", "vouches", "events"}
-    assert len(data["trainees"]) == 2 and len(data["vouches"]) == 3
+    assert set(data) == {"people", "attempts", "vouches", "events"}
+    assert len(data["attempts"]) == 2 and len(data["vouches"]) == 3
     assert {p["role"] for p in data["people"]} >= {"coordinator", "helper", "trainee"}
     assert any(e["kind"] == "ready" for e in data["events"])
     folder = tmp_path / "export"
@@ -155,9 +155,9 @@ def test_export_as_json_and_csv(cli, seeded: Team, tmp_path: Path) -> None:
     people = (folder / "people.csv").read_text().splitlines()
     assert people[0].startswith("id,identity,role") and len(people) == 1 + 7
     assert sorted(p.name for p in folder.iterdir()) == [
+        "attempts.csv",
         "events.csv",
         "people.csv",
-        "trainees.csv",
         "vouches.csv",
     ]
 

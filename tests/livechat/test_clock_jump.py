@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ircbot_plugins.livechat.models import Event, Trainee
+from ircbot_plugins.livechat.models import Attempt, Event
 from ircbot_plugins.livechat.store import REMINDER
 from sqlalchemy import func, select
 
@@ -109,7 +109,7 @@ def test_fifteen_days_forward_then_back(ngircd: NgircdServer, irc_client, tmp_pa
         engine = storage.make_engine(url)
         try:
             with storage.transaction(storage.make_session_factory(engine)) as session:
-                assert session.scalar(select(Trainee.sla_reminders)) == 1
+                assert session.scalar(select(Attempt.sla_reminders)) == 1
                 reminders = select(func.count()).where(Event.kind == "sla_reminder")
                 assert session.scalar(reminders) == 1
                 rows = select(func.count()).where(OutboxMessage.kind == REMINDER)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ircbot_plugins.livechat.models import Event, Person, Trainee, Vouch
+from ircbot_plugins.livechat.models import Attempt, Event, Person, Vouch
 from sqlalchemy import func, select
 
 from ircbot.outbox import OutboxMessage
@@ -76,7 +76,7 @@ def outside_lock(db: Database) -> Iterator[None]:
     conn = psycopg.connect(db.url)  # a transaction is open from the first statement
     try:
         locked = conn.execute(
-            "SELECT t.id FROM trainees t JOIN people p ON p.id = t.person_id "
+            "SELECT t.id FROM attempts t JOIN people p ON p.id = t.person_id "
             "WHERE p.identity = %s FOR UPDATE OF t",
             (f"~{IDENTS[TRAINEE]}@127.0.0.1",),
         ).fetchall()
@@ -109,8 +109,8 @@ def records(db: Database) -> dict[str, Any]:
                 select(func.count()).select_from(Event).where(Event.kind == "vouched")
             )
             state = session.scalar(
-                select(Trainee.state)
-                .join(Person, Person.id == Trainee.person_id)
+                select(Attempt.state)
+                .join(Person, Person.id == Attempt.person_id)
                 .where(Person.identity == f"~{IDENTS[TRAINEE]}@127.0.0.1")
             )
             told = session.scalar(
@@ -246,8 +246,8 @@ def shell(db: Database, tmp_path: Path, *args: str, cli_timeout: float) -> subpr
 def state_of(db: Database, identity: str) -> str | None:
     with reading(db.factory) as session:
         return session.scalar(
-            select(Trainee.state)
-            .join(Person, Person.id == Trainee.person_id)
+            select(Attempt.state)
+            .join(Person, Person.id == Attempt.person_id)
             .where(Person.identity == identity)
         )
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from ircbot_plugins.livechat.models import Event, Person, Trainee, Vouch
+from ircbot_plugins.livechat.models import Attempt, Event, Person, Vouch
 from ircbot_plugins.livechat.roles import Role
 from ircbot_plugins.livechat.store import stamp
 from sqlalchemy import select
@@ -193,10 +193,10 @@ def attempts(room: Room, ident: str) -> list[tuple[str, str | None]]:
 
     def read(session: Session) -> list[tuple[str, str | None]]:
         stmt = (
-            select(Trainee.state, Trainee.close_reason)
-            .join(Person, Person.id == Trainee.person_id)
+            select(Attempt.state, Attempt.close_reason)
+            .join(Person, Person.id == Attempt.person_id)
             .where(Person.identity == f"~{ident}@127.0.0.1")
-            .order_by(Trainee.id)
+            .order_by(Attempt.id)
         )
         return [tuple(row) for row in session.execute(stmt)]
 
@@ -212,10 +212,10 @@ def trainee_times(room: Room, ident: str) -> dict[str, Any]:
 
     def read(session: Session) -> dict[str, Any]:
         stmt = (
-            select(Trainee)
-            .join(Person, Person.id == Trainee.person_id)
+            select(Attempt)
+            .join(Person, Person.id == Attempt.person_id)
             .where(Person.identity == f"~{ident}@127.0.0.1")
-            .order_by(Trainee.id.desc())
+            .order_by(Attempt.id.desc())
         )
         t = session.scalars(stmt).first()
         return {"registered": t.registered_at, "ready": t.ready_at, "promoted": t.promoted_at}
@@ -585,7 +585,7 @@ def test_reject_keeps_the_reason_and_newhelper_starts_afresh(room: Room) -> None
 def rejected_tc(room: Room) -> str:
     """What pings and !status say of hm_tc's first attempt, rejected by hm_coord1."""
     closed = room.query(
-        lambda s: s.scalar(select(Trainee.closed_at).where(Trainee.state == "rejected"))
+        lambda s: s.scalar(select(Attempt.closed_at).where(Attempt.state == "rejected"))
     )
     return f"previously rejected: never shadowed a chat (by hm_coord1, {closed:%Y-%m-%d})"
 

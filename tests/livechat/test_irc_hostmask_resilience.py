@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from ircbot_plugins.livechat.config import DEFAULT_WELCOME
-from ircbot_plugins.livechat.models import Event, Person, Trainee
+from ircbot_plugins.livechat.models import Attempt, Event, Person
 from ircbot_plugins.livechat.store import stamp
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -265,8 +265,8 @@ def test_two_coordinators_promoting_at_once_make_one_promotion(
             (lost,) = set(answers) - set(won)
             promoted_at = room.query(
                 lambda s, t=trainee: s.scalar(
-                    select(Trainee.promoted_at)
-                    .join(Person, Person.id == Trainee.person_id)
+                    select(Attempt.promoted_at)
+                    .join(Person, Person.id == Attempt.person_id)
                     .where(Person.identity == f"~{IDENTS[t.current_nick]}@127.0.0.1")
                 )
             )
@@ -372,7 +372,7 @@ def test_sla_reminders_and_the_idle_close_run_on_the_clock(
                 f"1 ready for promotion, 1 overdue: {named('hr_t1')} 2/2 by hr_helper1, "
                 "hr_helper2; no chat account; waiting 24h OVERDUE"
             )
-            registered = room.query(lambda s: s.scalar(select(Trainee.registered_at)))
+            registered = room.query(lambda s: s.scalar(select(Attempt.registered_at)))
             assert room.said(people.coord2, "!ready hr_t1") == (
                 f"{named('hr_t1')} 2/2 by hr_helper1, hr_helper2; no chat account; "
                 "waiting 24h OVERDUE; "

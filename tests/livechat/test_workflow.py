@@ -15,7 +15,7 @@ import pytest
 from ircbot_plugins.livechat import admin, commands, views, workflow
 from ircbot_plugins.livechat.backlog import ImportRowError, import_backlog, read_csv
 from ircbot_plugins.livechat.config import LivechatConfig
-from ircbot_plugins.livechat.models import Person, Trainee, Vouch
+from ircbot_plugins.livechat.models import Attempt, Person, Vouch
 from ircbot_plugins.livechat.roles import Role
 from ircbot_plugins.livechat.store import log_delivery, person_by_key, touch
 from ircbot_plugins.livechat.team import seed_roles
@@ -45,7 +45,7 @@ def make_ready(team: Team, name: str = "alice") -> None:
 def test_newhelper_makes_a_trainee_and_logs_it(team: Team) -> None:
     registration = team.register("alice", "alice_spark")
     assert registration.created and not registration.again
-    assert registration.trainee.chat_account == "alice_spark"
+    assert registration.attempt.chat_account == "alice_spark"
     assert team.state("alice") == "training"
     assert team.role("alice") == Role.TRAINEE
     assert [e.kind for e in team.events("registered")] == ["registered"]
@@ -55,8 +55,8 @@ def test_saying_newhelper_again_creates_nothing(team: Team) -> None:
     first = team.register("alice")
     again = team.register("alice")
     assert not again.created
-    assert again.trainee.id == first.trainee.id
-    assert team.count(Trainee) == 1
+    assert again.attempt.id == first.attempt.id
+    assert team.count(Attempt) == 1
     assert len(team.events("registered")) == 1
 
 
@@ -65,7 +65,7 @@ def test_helpers_and_coordinators_are_already_on_the_team(team: Team) -> None:
         team.register("bob")
     with pytest.raises(workflow.AlreadyOnTeam, match="already a coordinator"):
         team.register("carol")
-    assert team.count(Trainee) == 0
+    assert team.count(Attempt) == 0
 
 
 # -- !vouch --------------------------------------------------------------------------------------
@@ -193,8 +193,8 @@ def test_hold_pauses_pings_and_promotion_and_unhold_resumes(team: Team) -> None:
         team.promote("dave", "alice")
     with pytest.raises(workflow.Nothing, match="already on hold"):
         team.hold("dave", "alice", "again")
-    trainee, pinged = team.unhold("dave", "alice")
-    assert trainee.state == "ready" and set(pinged) == COORDINATORS
+    attempt, pinged = team.unhold("dave", "alice")
+    assert attempt.state == "ready" and set(pinged) == COORDINATORS
     assert len(team.outbox("ping")) == 2
 
 
@@ -209,7 +209,7 @@ def test_reject_keeps_the_reason_and_newhelper_starts_afresh(team: Team) -> None
     again = team.register("alice")
     assert again.created and again.again
     with team.unit() as u:
-        attempts = u.session.scalars(select(Trainee).order_by(Trainee.id)).all()
+        attempts = u.session.scalars(select(Attempt).order_by(Attempt.id)).all()
         assert [(a.state, a.close_reason) for a in attempts] == [
             ("rejected", "never shadowed a chat"),
             ("training", None),
@@ -458,7 +458,7 @@ def test_backlog_import_uses_the_readiness_rule_and_tells_coordinators(team: Tea
     backlog = team.outbox("backlog")
     assert len(backlog) == 2 and "2 people from the sign-up backlog" in backlog[0].text
     with team.unit() as u:
-        stmt = select(Trainee).join(Trainee.person).where(Person.identity == "paula")
+        stmt = select(Attempt).join(Attempt.person).where(Person.identity == "paula")
         paula = u.session.scalar(stmt)
         assert paula.registered_at == dt.datetime(2008, 1, 20, tzinfo=dt.UTC)
 
@@ -468,7 +468,7 @@ def test_a_bad_backlog_row_is_named_and_nothing_is_imported(team: Team) -> None:
     rows = read_csv(text.splitlines(), hostmask=False)
     with pytest.raises(ImportRowError, match=r"row 4: unknown helper 'zed'"), team.unit() as u:
         import_backlog(u, rows)
-    assert team.count(Trainee) == 0
+    assert team.count(Attempt) == 0
     assert team.outbox() == []
     with pytest.raises(ImportRowError, match="row 3: 2 fields"):
         read_csv(["account,nick,chat_account", "a,b,c", "x,y"], hostmask=False)

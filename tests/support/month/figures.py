@@ -68,14 +68,14 @@ def bot_figures(plan: Plan, obs: Observations) -> Figures:
     for row in obs.audit:
         if row.kind == "catch_up":
             catch_ups.setdefault(row.person, []).append(row.at)
-        if row.trainee_id is None:
+        if row.attempt_id is None:
             continue
-        if row.kind == "ready" and row.trainee_id not in ready:
-            ready[row.trainee_id] = (row.person, row.at)
-        elif row.kind in REVIEWED and row.trainee_id not in reviewed:
-            reviewed[row.trainee_id] = row.at
+        if row.kind == "ready" and row.attempt_id not in ready:
+            ready[row.attempt_id] = (row.person, row.at)
+        elif row.kind in REVIEWED and row.attempt_id not in reviewed:
+            reviewed[row.attempt_id] = row.at
             if row.kind == "promoted":
-                promoted[row.trainee_id] = row.at
+                promoted[row.attempt_id] = row.at
         elif row.kind == "sla_reminder":
             reminders.setdefault(row.person, []).append(row.at)
             f.reminders_written += 1

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ircbot_plugins.livechat.cli import trainee as trainee_cli
-from ircbot_plugins.livechat.models import READY, Event, Person, Trainee
+from ircbot_plugins.livechat.models import READY, Attempt, Event, Person
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
@@ -111,7 +111,7 @@ class Observed(IRCTestClient):
 class AuditRow:
     at: dt.datetime
     kind: str
-    trainee_id: int | None
+    attempt_id: int | None
     person: str
     actor: str | None
     detail: str | None
@@ -391,9 +391,9 @@ class World:
             with transaction(factory) as session:
                 stmt = (
                     select(Person.last_nick)
-                    .join(Trainee, Trainee.person_id == Person.id)
-                    .where(Trainee.state == READY)
-                    .order_by(Trainee.ready_at)
+                    .join(Attempt, Attempt.person_id == Person.id)
+                    .where(Attempt.state == READY)
+                    .order_by(Attempt.ready_at)
                 )
                 return [n for n in session.scalars(stmt) if n]
 
@@ -486,7 +486,7 @@ class World:
                     .order_by(Event.id)
                 )
                 return [
-                    AuditRow(e.at, e.kind, e.trainee_id, who or "", by, e.detail)
+                    AuditRow(e.at, e.kind, e.attempt_id, who or "", by, e.detail)
                     for e, who, by in session.execute(stmt)
                 ]
 
