@@ -147,7 +147,7 @@ def attempt(person_id: int, state: str) -> Attempt:
 
 def test_one_open_attempt_per_person_is_enforced_by_the_partial_index(engine):
     # compare_metadata compares an index's columns and uniqueness but not its WHERE clause
-    # (sqlite_where / postgresql_where): a migration that made uq_trainees_open_person a
+    # (sqlite_where / postgresql_where): a migration that made uq_attempts_open_person a
     # plain unique index would pass the test above. What the WHERE means is checked here.
     factory = make_session_factory(engine)
     with transaction(factory) as session:
