@@ -810,7 +810,9 @@ def bot_config(server: NgircdServer, url: str) -> dict[str, Any]:
             "threshold": 2,
             "page_size": PAGE_SIZE,
             "coordinators": ["benchcoord!*@127.0.0.1"],
-            "helpers": ["benchhelper*!*@127.0.0.1"],
+            # One entry per helper: whoever matches an entry *is* that one person, so a
+            # wildcard nick would make the two bench helpers one voucher.
+            "helpers": ["benchhelper1!*@127.0.0.1", "benchhelper2!*@127.0.0.1"],
         },
     }
 
