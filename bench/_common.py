@@ -29,7 +29,12 @@ __all__ = ["BotUnderTest", "NgircdServer", "RawClient", "cpu_note", "percentiles
 
 
 class RawClient:
-    """A minimal, fast IRC client: blocking socket, TCP_NODELAY, its own line buffer."""
+    """A minimal, fast IRC client: blocking socket, TCP_NODELAY, its own line buffer.
+
+    Deliberately not the tests' ``tests.support.client.IRCTestClient``: that one parses every
+    line and hands it over from a reader thread, and this client's own cost is part of the
+    floor each benchmark measures against, so it must stay as small as it is.
+    """
 
     def __init__(self, host: str, port: int, nick: str, *, quickack: bool = False) -> None:
         """Connect and register. ``quickack``: acknowledge every segment at once (see recv)."""

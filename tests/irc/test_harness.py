@@ -2,8 +2,8 @@
 
 If these fail, every integration test's verdict is suspect, so they prove the harness's
 promises one by one: conversation-style matching and consumption, readable failures, absence
-checks, lenient decoding, restarts on the same port, the scripted server, CAP/SASL negotiation
-and the TOML writer.
+checks, lenient decoding, restarts on the same port, the scripted server, CAP/SASL negotiation,
+NickServ and two-step registration (the services tests' needs) and the TOML writer.
 """
 
 from __future__ import annotations
@@ -225,6 +225,75 @@ def test_client_negotiates_caps_and_sasl_against_replayed_lines(
         assert msg.params == ["sasluser", "hi there"]
     finally:
         client.close()
+
+
+NICKSERV = ":NickServ!NickServ@services.test NOTICE ns_user :"
+
+
+def test_client_registers_in_two_steps_and_talks_to_nickserv(
+    scripted_server: ScriptedServer,
+) -> None:
+    """What the services tests rely on: CAP LS before registering, registration sent now and
+    awaited later, NickServ answers told apart from the server's own NOTICEs, predicates on
+    numerics' parameters, and draining what a test left unread."""
+    server = scripted_server
+    client = IRCTestClient.open(server.host, server.port, "ns_user")
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            offered = pool.submit(client.cap_ls)
+            server.expect_line(r"^CAP LS 302$")
+            server.send(":srv CAP * LS :sasl=PLAIN account-tag")
+            assert offered.result(timeout=5) == {"sasl": "PLAIN", "account-tag": ""}
+
+            client.begin()
+            server.expect_line(r"^NICK ns_user$")
+            server.expect_line(r"^USER ns_user 0 \* :ns_user$")
+            assert not client.registration_ended()
+            server.send(":srv 001 ns_user :Welcome")
+            assert client.registration_ended(timeout=5)
+            assert client.welcome(timeout=0).params == ["ns_user", "Welcome"]
+
+            refused = pool.submit(client.nickserv_identify, "ns_acct", "wrong")
+            server.expect_line(r"^PRIVMSG NickServ :IDENTIFY ns_acct wrong$")
+            server.send(NICKSERV + "Invalid password for ns_acct.")
+            with pytest.raises(AssertionError, match="Invalid password for ns_acct"):
+                refused.result(timeout=5)
+
+            identified = pool.submit(client.nickserv_identify, "ns_acct", "right")
+            server.expect_line(r"^PRIVMSG NickServ :IDENTIFY ns_acct right$")
+            server.send(":services.test NOTICE ns_user :Services are running in debug mode.")
+            server.send(NICKSERV + "You are now identified for ns_acct.")
+            server.send(":srv 900 ns_user ns_user!u@h ns_acct :You are now logged in as ns_acct")
+            identified.result(timeout=5)
+            assert client.account == "ns_acct"
+
+            logged_out = pool.submit(client.nickserv_logout)
+            server.expect_line(r"^PRIVMSG NickServ :LOGOUT$")
+            server.send(NICKSERV + "You have been logged out.")
+            server.send(":srv 901 ns_user ns_user!u@h :You are now logged out")
+            logged_out.result(timeout=5)
+
+            taken = pool.submit(client.nickserv_register, "pw-ns")
+            server.expect_line(r"^PRIVMSG NickServ :REGISTER pw-ns ns_user@example.org$")
+            server.send(NICKSERV + "ns_user is already registered.")
+            with pytest.raises(AssertionError, match="NickServ refused to register"):
+                taken.result(timeout=5)
+
+        server.send(":srv 318 ns_user other :End of /WHOIS list.")
+        server.send(":srv 318 ns_user ns_user :End of /WHOIS list.")
+        mine = client.expect(command="318", where=lambda m: m.params[1] == "ns_user")
+        assert mine.params[1] == "ns_user"
+        # Left unread: the other WHOIS's end and the server's debug-mode NOTICE.
+        left = client.drain()
+        assert [m.raw for m in left] == [
+            ":services.test NOTICE ns_user :Services are running in debug mode.",
+            ":srv 318 ns_user other :End of /WHOIS list.",
+        ]
+        assert client.drain() == []
+    finally:
+        client.close()
+    with pytest.raises(AssertionError, match="318 where a predicate holds; connection closed"):
+        client.expect(command="318", where=lambda m: True)
 
 
 def test_toml_writer_round_trips_through_tomllib() -> None:

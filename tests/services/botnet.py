@@ -6,7 +6,7 @@ acts. Each account test runs in all three ways, chosen by the capabilities the b
 (``[irc] caps``): :data:`MODES`. A test module parametrises one module-scoped bot fixture over
 them, so a mode costs one bot start (one InspIRCd tick) whatever the number of tests.
 
-Clients are :class:`~tests.support.services.RawClient` s created once per module: each
+Clients are :class:`~tests.support.client.IRCTestClient` s created once per module: each
 registration costs a tick, a JOIN or a NICK costs nothing.
 """
 
@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ from typing import Any
 from ircbot.config import IrcConfig
 from ircbot.plugin import Plugin
 from tests.support.botthread import BotThread, bot_config
-from tests.support.services import Line, RawClient, ServicesNetwork
+from tests.support.client import IRCTestClient
+from tests.support.services import ServicesNetwork
 
 __all__ = [
     "LOGIN_FIRST",
@@ -96,53 +97,40 @@ class ServicesBot:
     options: dict[str, Any] = field(default_factory=dict)
 
     # -- what the bot says --------------------------------------------------------------------
-    def from_bot(
-        self, pattern: str | None = None, *, target: str | None = None
-    ) -> Callable[[Line], bool]:
-        """A predicate: a PRIVMSG from the bot (to ``target`` if given) whose text matches."""
-        regex = re.compile(pattern) if pattern is not None else None
-
-        def match(line: Line) -> bool:
-            if line.command != "PRIVMSG" or line.nick != self.nick:
-                return False
-            if target is not None and line.params[0].lower() != target.lower():
-                return False
-            return regex is None or regex.search(line.params[-1]) is not None
-
-        return match
-
     def expect(
         self,
-        client: RawClient,
+        client: IRCTestClient,
         pattern: str | None = None,
         *,
         target: str | None = None,
         timeout: float = 5.0,
     ) -> str:
-        """Wait for the bot to say something matching to ``client`` (privately by default)."""
-        line = client.expect(self.from_bot(pattern, target=target), timeout=timeout)
-        return line.params[-1]
+        """Wait for the bot to say something matching to ``client`` (to ``target`` if given:
+        the client's nick for a private line, the channel)."""
+        return client.expect(pattern, timeout, source=self.nick, target=target).text
 
-    def expect_none(self, client: RawClient, pattern: str | None = None) -> None:
+    def expect_none(self, client: IRCTestClient, pattern: str | None = None) -> None:
         """Assert the bot says nothing matching to ``client`` privately (queued lines count)
         before its answer to a ``!ping`` sent now: it answers in order, so the check ends on
         that answer rather than on a window of time. Its private lines up to the answer are
         consumed."""
         client.say(self.nick, "!ping marker")
-        mine, unwanted = self.from_bot(target=client.nick), self.from_bot(pattern)
-        while (line := client.expect(mine)).params[-1] != "pong marker":
-            assert not unwanted(line), f"{client.nick}: unexpected line {line.raw!r}"
+        unwanted = re.compile(pattern) if pattern is not None else None
+        while (text := self.expect(client, target=client.current_nick)) != "pong marker":
+            assert unwanted is None or not unwanted.search(text), (
+                f"{client.current_nick}: unexpected line from {self.nick}: {text!r}"
+            )
 
     # -- asking it ----------------------------------------------------------------------------
-    def ask(self, client: RawClient, text: str, *, timeout: float = 5.0) -> str:
+    def ask(self, client: IRCTestClient, text: str, *, timeout: float = 5.0) -> str:
         """Send ``text`` to the bot privately; return its next private reply to ``client``."""
         client.say(self.nick, text)
-        return self.expect(client, target=client.nick, timeout=timeout)
+        return self.expect(client, target=client.current_nick, timeout=timeout)
 
-    def ask_in_channel(self, client: RawClient, text: str, *, timeout: float = 5.0) -> str:
+    def ask_in_channel(self, client: IRCTestClient, text: str, *, timeout: float = 5.0) -> str:
         """Say ``text`` in the bot's channel; return the bot's answer there, minus ``nick: ``."""
         client.say(self.channel, text)
-        prefix = f"{client.nick}: "
+        prefix = f"{client.current_nick}: "
         reply = self.expect(client, f"^{re.escape(prefix)}", target=self.channel, timeout=timeout)
         return reply[len(prefix) :]
 
@@ -199,11 +187,11 @@ def start_bot(
 
 
 @contextlib.contextmanager
-def renamed(client: RawClient, nick: str) -> Iterator[RawClient]:
+def renamed(client: IRCTestClient, nick: str) -> Iterator[IRCTestClient]:
     """Give ``client`` the nick ``nick`` for the block, then its old nick back."""
-    old = client.nick
-    client.change_nick(nick)
+    old = client.current_nick
+    client.nick(nick)
     try:
         yield client
     finally:
-        client.change_nick(old)
+        client.nick(old)

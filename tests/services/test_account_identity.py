@@ -24,7 +24,8 @@ from ircbot.context import CommandContext
 from ircbot.identity import Identity, Target
 from ircbot.plugin import Plugin
 from tests.services.botnet import LOGIN_FIRST, MODES, ServicesBot, renamed, start_bot
-from tests.support.services import RawClient, ServicesNetwork, Waker
+from tests.support.client import IRCTestClient
+from tests.support.services import ServicesNetwork, Waker
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(30)]
 
@@ -73,13 +74,13 @@ def _secret(ctx: CommandContext) -> None:
 # -- fixtures ----------------------------------------------------------------------------------
 @dataclass
 class People:
-    helper: RawClient
-    other: RawClient
-    leaver: RawClient
-    anon: RawClient
+    helper: IRCTestClient
+    other: IRCTestClient
+    leaver: IRCTestClient
+    anon: IRCTestClient
 
     @property
-    def all(self) -> tuple[RawClient, ...]:
+    def all(self) -> tuple[IRCTestClient, ...]:
         return (self.helper, self.other, self.leaver, self.anon)
 
 
@@ -88,14 +89,14 @@ def people(services_network: ServicesNetwork, services_waker: Waker) -> Iterator
     """Register the accounts and connect everyone in one tick; the bot's account connection
     only registers ``idprobebot`` and leaves."""
     clients = services_network.connect_accounts([*PASSWORDS, "idanon"], accounts=PASSWORDS)
-    clients.pop("idprobebot").close()
+    clients.pop("idprobebot").quit()
     try:
         yield People(
             clients["idhelper"], clients["idother"], clients["idleaver"], clients["idanon"]
         )
     finally:
         for client in clients.values():
-            client.close()
+            client.quit()
 
 
 @pytest.fixture(scope="module", params=list(MODES))
@@ -117,8 +118,8 @@ def bot(request: pytest.FixtureRequest, services_network: ServicesNetwork, peopl
     finally:
         bot.stop()
         for client in people.all:
-            client.drain(0)  # nothing left over for the next mode's expectations
-            client.send(f"PART {bot.channel}")
+            client.drain()  # nothing left over for the next mode's expectations
+            client.send_raw(f"PART {bot.channel}")
 
 
 def assert_whois(bot: ServicesBot, mark: int, nicks: list[str]) -> None:
@@ -146,7 +147,7 @@ def test_the_bot_runs_in_its_mode_logged_in_with_sasl(bot: ServicesBot, people: 
     assert {"sasl", "away-notify"} <= caps
     # InspIRCd's bare ``WHOX`` token was understood: the join's WHO asked for accounts.
     assert f"WHO {bot.channel} %tnuhaf,42" in bot.sent.since(0, "WHO")
-    people.other.send(f"WHOIS {bot.nick}")
+    people.other.send_raw(f"WHOIS {bot.nick}")
     logged_in = people.other.expect(command="330")
     assert logged_in.params[1:3] == [bot.nick, "idprobebot"]
     people.other.expect(command="318")

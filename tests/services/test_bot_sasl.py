@@ -17,7 +17,8 @@ import pytest
 
 from ircbot.transport import FatalError
 from tests.support.botthread import BotThread, bot_config
-from tests.support.services import RawClient, ServicesNetwork, Waker
+from tests.support.client import IRCTestClient, Message
+from tests.support.services import ServicesNetwork, Waker
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(30)]
 
@@ -28,14 +29,14 @@ NICK = "sasbot-run"
 
 
 @pytest.fixture(scope="module")
-def observer(services_network: ServicesNetwork, services_waker: Waker) -> Iterator[RawClient]:
+def observer(services_network: ServicesNetwork, services_waker: Waker) -> Iterator[IRCTestClient]:
     """Registers the bot's account (and leaves) and an observer, in one tick."""
     clients = services_network.connect_accounts(
         [ACCOUNT, "sasobserver"], accounts={ACCOUNT: PASSWORD}
     )
-    clients.pop(ACCOUNT).close()
+    clients.pop(ACCOUNT).quit()
     yield clients["sasobserver"]
-    clients["sasobserver"].close()
+    clients["sasobserver"].quit()
 
 
 @pytest.fixture
@@ -62,18 +63,20 @@ def start_bot(services_network: ServicesNetwork, tmp_path: Path) -> Iterator:
         bot.stop()
 
 
-def account_of(observer: RawClient, nick: str) -> str | None:
+def account_of(observer: IRCTestClient, nick: str) -> str | None:
     """The account the server says ``nick`` is logged in as (WHOIS 330), None if none."""
-    observer.send(f"WHOIS {nick}")
-    line = observer.expect(
-        lambda ln: ln.command in {"330", "318", "401"} and ln.params[1:2] == [nick]
-    )
+    observer.send_raw(f"WHOIS {nick}")
+
+    def about_nick(m: Message) -> bool:
+        return m.params[1:2] == [nick]
+
+    line = observer.expect(command=["330", "318", "401"], where=about_nick)
     if line.command == "401":
-        observer.expect(lambda ln: ln.command == "318" and ln.params[1:2] == [nick])
+        observer.expect(command="318", where=about_nick)
         raise AssertionError(f"{nick} is not on the network")
     if line.command == "318":
         return None
-    observer.expect(lambda ln: ln.command == "318" and ln.params[1:2] == [nick])
+    observer.expect(command="318", where=about_nick)
     return line.params[2]
 
 
@@ -96,7 +99,7 @@ def _log_everything(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_logs_in_with_the_password_from_the_environment(
-    start_bot, observer: RawClient, caplog: pytest.LogCaptureFixture
+    start_bot, observer: IRCTestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     start_bot(sasl_password_env="SASBOT_PASSWORD", env={"SASBOT_PASSWORD": PASSWORD})
     assert account_of(observer, NICK) == ACCOUNT
@@ -107,7 +110,7 @@ def test_logs_in_with_the_password_from_the_environment(
 
 
 def test_logs_in_with_the_password_from_a_file(
-    start_bot, observer: RawClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    start_bot, observer: IRCTestClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     secret = tmp_path / "sasl-password"
     secret.write_text(PASSWORD + "\n")
@@ -118,7 +121,7 @@ def test_logs_in_with_the_password_from_a_file(
 
 
 def test_a_wrong_password_aborts_when_sasl_is_required(
-    start_bot, observer: RawClient, caplog: pytest.LogCaptureFixture
+    start_bot, observer: IRCTestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The default: no connection without the account, and the bot stops instead of looping."""
     bot = start_bot(
@@ -139,7 +142,7 @@ def test_a_wrong_password_aborts_when_sasl_is_required(
 
 
 def test_a_wrong_password_continues_without_an_account_when_not_required(
-    start_bot, observer: RawClient, caplog: pytest.LogCaptureFixture
+    start_bot, observer: IRCTestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     start_bot(
         sasl_password_env="SASBOT_PASSWORD", env={"SASBOT_PASSWORD": WRONG}, sasl_required=False

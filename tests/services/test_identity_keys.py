@@ -20,7 +20,8 @@ from click.testing import CliRunner
 
 from ircbot.cli import main
 from tests.services.botnet import MODES, ServicesBot, start_bot
-from tests.support.services import DEFAULT_CAPS, RawClient, ServicesNetwork, Waker
+from tests.support.client import IRCTestClient
+from tests.support.services import DEFAULT_CAPS, ServicesNetwork, Waker
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(30)]
 
@@ -33,14 +34,14 @@ def people(services_network: ServicesNetwork, services_waker: Waker) -> Iterator
     clients = services_network.connect_many(list(ACCOUNTS), caps=DEFAULT_CAPS)
     try:
         for client in clients:
-            client.send(f"PRIVMSG NickServ :REGISTER {ACCOUNTS[client.nick]} ik@example.org")
+            client.say("NickServ", f"REGISTER {ACCOUNTS[client.current_nick]} ik@example.org")
         for client in clients:
             client.expect(command="900")
-        clients.pop(0).close()  # the bot logs in with SASL as ikbot
-        yield {client.nick: client for client in clients}
+        clients.pop(0).quit()  # the bot logs in with SASL as ikbot
+        yield {client.current_nick: client for client in clients}
     finally:
         for client in clients:
-            client.close()
+            client.quit()
 
 
 @pytest.fixture(scope="module", params=list(MODES))
@@ -64,13 +65,13 @@ def bot(
     finally:
         bot.stop()
         for client in people.values():
-            client.drain(0)
-            client.send(f"PART {bot.channel}")
+            client.drain()
+            client.send_raw(f"PART {bot.channel}")
 
 
-def ask(bot: ServicesBot, client: RawClient, text: str) -> str:
+def ask(bot: ServicesBot, client: IRCTestClient, text: str) -> str:
     client.say(bot.nick, text)
-    return bot.expect(client, target=client.nick)
+    return bot.expect(client, target=client.current_nick)
 
 
 def shell(bot: ServicesBot, *args: str) -> str:

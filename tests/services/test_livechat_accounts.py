@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import pytest
 
 from tests.services.botnet import LOGIN_FIRST, MODES, ServicesBot, renamed, start_bot
-from tests.support.services import DEFAULT_CAPS, RawClient, ServicesNetwork, Waker
+from tests.support.client import IRCTestClient
+from tests.support.services import DEFAULT_CAPS, ServicesNetwork, Waker
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(30)]
 
@@ -53,30 +54,30 @@ LIVECHAT = {
 class People:
     """Module-wide connections; ``trainee1`` is replaced when it reconnects."""
 
-    helper1: RawClient
-    helper2: RawClient
-    coord: RawClient
-    coord2: RawClient
-    trainee1: RawClient
-    trainee2: RawClient
-    nobody: RawClient  # logged in as wfnobody, no role
-    anon: RawClient  # never logged in
+    helper1: IRCTestClient
+    helper2: IRCTestClient
+    coord: IRCTestClient
+    coord2: IRCTestClient
+    trainee1: IRCTestClient
+    trainee2: IRCTestClient
+    nobody: IRCTestClient  # logged in as wfnobody, no role
+    anon: IRCTestClient  # never logged in
 
     @property
-    def all(self) -> list[RawClient]:
+    def all(self) -> list[IRCTestClient]:
         return list(vars(self).values())
 
 
 @pytest.fixture(scope="module")
 def people(services_network: ServicesNetwork, services_waker: Waker) -> Iterator[People]:
     clients = services_network.connect_accounts([*ACCOUNTS, "wfanon"], accounts=ACCOUNTS)
-    clients.pop("wfbot").close()
+    clients.pop("wfbot").quit()
     group = People(*(clients[n] for n in list(ACCOUNTS)[1:]), anon=clients["wfanon"])
     try:
         yield group
     finally:
         for client in group.all:
-            client.close()
+            client.quit()
 
 
 @pytest.fixture(scope="module", params=list(MODES))
@@ -103,15 +104,15 @@ def bot(
     finally:
         bot.stop()
         for client in people.all:
-            client.drain(0)
-            client.send(f"PART {bot.channel}")
+            client.drain()
+            client.send_raw(f"PART {bot.channel}")
 
 
-def ask(bot: ServicesBot, client: RawClient, text: str, pattern: str = "") -> str:
+def ask(bot: ServicesBot, client: IRCTestClient, text: str, pattern: str = "") -> str:
     """Say ``text`` to the bot privately and return its private answer matching ``pattern``
     (durable messages for the same person, such as "X vouched for you", may come first)."""
     client.say(bot.nick, text)
-    return bot.expect(client, pattern or None, target=client.nick)
+    return bot.expect(client, pattern or None, target=client.current_nick)
 
 
 def says(pattern: str, text: str) -> None:
@@ -135,13 +136,13 @@ def ping_pattern(trainee_nick: str, account_name: str) -> str:
 def test_trainees_register_by_account(bot: ServicesBot, people: People) -> None:
     for trainee in (people.trainee1, people.trainee2):
         says(r"\byou are now a trainee\b.*\b2 helpers", ask(bot, trainee, "!newhelper"))
-        bot.expect(people.helper1, rf"\b{re.escape(trainee.nick)}\b", target=bot.channel)
+        bot.expect(people.helper1, rf"\b{re.escape(trainee.current_nick)}\b", target=bot.channel)
     assert ask(bot, people.anon, "!newhelper") == LOGIN_FIRST
 
 
 def test_a_logged_in_helpers_vouch_counts(bot: ServicesBot, people: People) -> None:
     mark = bot.sent.mark()
-    trainee = people.trainee1.nick
+    trainee = people.trainee1.current_nick
     reply = ask(bot, people.helper1, f"!vouch {trainee} shadowed two chats")
     says(rf"^vouched for {trainee}\b.*\b1/2\b.*\btraining\b", reply)
     bot.expect(people.trainee1, r"^wfhelper1 vouched for you\b.*1/2")
@@ -155,7 +156,7 @@ def test_a_logged_in_helpers_vouch_counts(bot: ServicesBot, people: People) -> N
 
 
 def test_without_the_account_nobody_vouches_or_promotes(bot: ServicesBot, people: People) -> None:
-    trainee = people.trainee1.nick
+    trainee = people.trainee1.current_nick
     assert ask(bot, people.anon, f"!vouch {trainee}") == LOGIN_FIRST
     with renamed(people.helper1, "wfhelper1-afk"), renamed(people.coord, "wfcoord-afk"):
         with renamed(people.anon, "wfhelper1"):
@@ -173,7 +174,7 @@ def test_without_the_account_nobody_vouches_or_promotes(bot: ServicesBot, people
 
 
 def test_logging_out_takes_effect_at_once(bot: ServicesBot, people: People) -> None:
-    helper, trainee = people.helper2, people.trainee2.nick
+    helper, trainee = people.helper2, people.trainee2.current_nick
     helper.nickserv_logout()
     try:
         assert ask(bot, helper, f"!vouch {trainee}") == LOGIN_FIRST
@@ -183,7 +184,7 @@ def test_logging_out_takes_effect_at_once(bot: ServicesBot, people: People) -> N
 
 
 def test_a_helper_who_changes_nick_vouches_as_themself(bot: ServicesBot, people: People) -> None:
-    trainee = people.trainee1.nick
+    trainee = people.trainee1.current_nick
     with renamed(people.helper1, "wfhelper1-afk"):
         says(
             rf"^already vouched for {trainee}\b.*\b1/2\b",
@@ -194,7 +195,9 @@ def test_a_helper_who_changes_nick_vouches_as_themself(bot: ServicesBot, people:
         says(rf"^vouched for {trainee}\b.*\b2/2\b.*\bready\b", reply)
     # Both coordinators are logged in and present: pinged privately at once.
     for coordinator in (people.coord, people.coord2):
-        ping = bot.expect(coordinator, ping_pattern(trainee, "wftrainee1"), target=coordinator.nick)
+        ping = bot.expect(
+            coordinator, ping_pattern(trainee, "wftrainee1"), target=coordinator.current_nick
+        )
         assert "wfhelper1" in ping and "wfhelper2-afk" in ping, ping
     bot.expect(people.trainee1, r"^You are ready\b")
 
@@ -206,7 +209,7 @@ def test_a_trainee_is_found_after_a_nick_change_and_a_reconnect(
         says(r"^you are ready\b.*\b2/2\b", ask(bot, trainee, "!status", "^you are"))
         says(r"^wftrainee1-x is ready\b", ask(bot, people.helper1, "!status wftrainee1-x"))
     # Reconnect under a nick this trainee has never used, logged in with SASL.
-    people.trainee1.close()
+    people.trainee1.quit()
     nick = f"wft1-{bot.mode}"[:30]
     trainee = services_network.connect(
         nick, caps=DEFAULT_CAPS, account="wftrainee1", password=ACCOUNTS["wftrainee1"]
@@ -227,13 +230,15 @@ def test_the_held_ping_is_delivered_when_the_coordinator_logs_in(
     """wfcoord2 is in the channel but logged out when trainee 2 becomes ready: nothing. Once
     they log in to services the ping arrives at once, carried by ``account-notify``; a bot
     without account-notify cannot see a login, and finds it at its next sweep (1 s here)."""
-    trainee, late = people.trainee2.nick, people.coord2
+    trainee, late = people.trainee2.current_nick, people.coord2
     late.nickserv_logout()
     try:
         says(r"\b1/2\b.*\btraining\b", ask(bot, people.helper1, f"!vouch {trainee}"))
         says(r"\b2/2\b.*\bready\b", ask(bot, people.helper2, f"!vouch {trainee}"))
-        bot.expect(people.coord, ping_pattern(trainee, "wftrainee2"), target=people.coord.nick)
+        bot.expect(
+            people.coord, ping_pattern(trainee, "wftrainee2"), target=people.coord.current_nick
+        )
         bot.expect_none(late)
     finally:
         late.nickserv_identify("wfcoord2", ACCOUNTS["wfcoord2"])
-    bot.expect(late, ping_pattern(trainee, "wftrainee2"), target=late.nick, timeout=5)
+    bot.expect(late, ping_pattern(trainee, "wftrainee2"), target=late.current_nick, timeout=5)

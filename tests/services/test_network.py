@@ -8,12 +8,13 @@ housekeeping tick (up to 1 s), so the module pays for two ticks in all.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tests.support.services import DEFAULT_CAPS, Line, RawClient, ServicesNetwork
+from tests.support.client import IRCTestClient
+from tests.support.services import DEFAULT_CAPS, ServicesNetwork
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(20)]
 
@@ -26,9 +27,9 @@ CHANNEL = "#network-test"
 class Users:
     """An observer with every capability, a logged-in member and an anonymous user."""
 
-    observer: RawClient
-    member: RawClient
-    anon: RawClient
+    observer: IRCTestClient
+    member: IRCTestClient
+    anon: IRCTestClient
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +44,15 @@ def users(services_network: ServicesNetwork) -> Iterator[Users]:
     )
     try:
         for client in (observer, member, anon):
-            client.send(f"JOIN {CHANNEL}")
+            client.send_raw(f"JOIN {CHANNEL}")
             client.expect(command="366")
         # The observer must have seen both joins before the tests speak in the channel.
         for nick in (ACCOUNT, "netanon"):
-            observer.expect(lambda ln, nick=nick: ln.command == "JOIN" and ln.nick == nick)
+            observer.expect(command="JOIN", source=nick)
         yield Users(observer, member, anon)
     finally:
         for client in (observer, member, anon):
-            client.close()
+            client.quit()
 
 
 def test_cap_ls_offers_the_capabilities_the_bot_needs(services_network: ServicesNetwork) -> None:
@@ -73,13 +74,13 @@ def test_cap_ls_offers_the_capabilities_the_bot_needs(services_network: Services
     assert "PLAIN" in offered["sasl"].split(",")
 
 
-def _start_sasl_plain(client: RawClient) -> None:
+def _start_sasl_plain(client: IRCTestClient) -> None:
     """CAP REQ sasl and AUTHENTICATE PLAIN, up to the server's empty challenge."""
-    client.send("CAP LS 302")
-    client.send("CAP REQ :sasl")
-    ack = client.expect(lambda ln: ln.command == "CAP" and ln.params[1] in {"ACK", "NAK"})
+    client.send_raw("CAP LS 302")
+    client.send_raw("CAP REQ :sasl")
+    ack = client.expect(command="CAP", where=lambda m: m.params[1] in {"ACK", "NAK"})
     assert ack.params[1] == "ACK", ack.raw
-    client.send("AUTHENTICATE PLAIN")
+    client.send_raw("AUTHENTICATE PLAIN")
     challenge = client.expect(command="AUTHENTICATE")
     assert challenge.params == ["+"], challenge.raw  # sent as "AUTHENTICATE :+"
 
@@ -94,11 +95,11 @@ def test_sasl_plain_logs_in_a_registered_account(
     """The exact exchange the bot's transport performs, answered by Atheme."""
     with services_network.client("netsasl") as client:
         _start_sasl_plain(client)
-        client.send("AUTHENTICATE " + _plain(ACCOUNT, PASSWORD))
-        logged_in = client.expect_any(["900", "904"])
+        client.send_raw("AUTHENTICATE " + _plain(ACCOUNT, PASSWORD))
+        logged_in = client.expect(command=["900", "904"])
         assert logged_in.command == "900", logged_in.raw
         assert logged_in.params[2] == ACCOUNT
-        assert client.expect_any(["903", "904"]).command == "903"
+        assert client.expect(command=["903", "904"]).command == "903"
 
 
 def test_sasl_plain_refuses_a_wrong_password(
@@ -107,22 +108,18 @@ def test_sasl_plain_refuses_a_wrong_password(
     """904 is what the bot must treat as a failed login (and not carry on silently)."""
     with services_network.client("netsaslbad") as client:
         _start_sasl_plain(client)
-        client.send("AUTHENTICATE " + _plain(ACCOUNT, "not-the-password"))
-        result = client.expect_any(["900", "903", "904"])
+        client.send_raw("AUTHENTICATE " + _plain(ACCOUNT, "not-the-password"))
+        result = client.expect(command=["900", "903", "904"])
         assert result.command == "904", result.raw
 
 
 def test_account_tag_marks_only_logged_in_speakers(users: Users) -> None:
     """Identity in account mode comes from this tag; its absence means not logged in."""
     assert "account-tag" in users.observer.caps
-    users.member.send(f"PRIVMSG {CHANNEL} :from the member")
-    users.anon.send(f"PRIVMSG {CHANNEL} :from the anonymous user")
-
-    def said(text: str) -> Callable[[Line], bool]:
-        return lambda ln: ln.command == "PRIVMSG" and ln.params == [CHANNEL, text]
-
-    from_member = users.observer.expect(said("from the member"))
-    from_anon = users.observer.expect(said("from the anonymous user"))
+    users.member.say(CHANNEL, "from the member")
+    users.anon.say(CHANNEL, "from the anonymous user")
+    from_member = users.observer.expect("^from the member$", target=CHANNEL)
+    from_anon = users.observer.expect("^from the anonymous user$", target=CHANNEL)
     assert from_member.tags.get("account") == ACCOUNT, from_member.raw
     assert "account" not in from_anon.tags, from_anon.raw
 
@@ -130,11 +127,11 @@ def test_account_tag_marks_only_logged_in_speakers(users: Users) -> None:
 def test_whois_gives_330_for_a_logged_in_user_only(users: Users) -> None:
     """WHOIS 330 is the bot's fallback when a line carries no account tag."""
     observer = users.observer
-    observer.send(f"WHOIS {ACCOUNT}")
-    observer.send("WHOIS netanon")
+    observer.send_raw(f"WHOIS {ACCOUNT}")
+    observer.send_raw("WHOIS netanon")
     member_330 = observer.expect(command="330")
     assert member_330.params[1:3] == [ACCOUNT, ACCOUNT]
-    observer.expect(lambda ln: ln.command == "318" and ln.params[1] == ACCOUNT)
-    observer.expect(lambda ln: ln.command == "318" and ln.params[1] == "netanon")
-    anon_lines = [ln for ln in observer.drain(0) if ln.command == "330"]
+    observer.expect(command="318", where=lambda m: m.params[1] == ACCOUNT)
+    observer.expect(command="318", where=lambda m: m.params[1] == "netanon")
+    anon_lines = [m for m in observer.drain() if m.command == "330"]
     assert anon_lines == [], anon_lines

@@ -13,6 +13,10 @@ arrives after it is called; `expect_none_before()` ends a negative check on a ma
 reader thread at all times, so a test that is busy elsewhere never gets its client timed out.
 
 Nicks and channels are compared with ASCII case folding: ngircd announces CASEMAPPING=ascii.
+
+The same client drives the services network (tests/support/services.py, InspIRCd + Atheme):
+IRCv3 tags, CAP/SASL, NickServ REGISTER/IDENTIFY/LOGOUT, and registration in two steps
+(`begin`, then `welcome`) so that many clients can finish registering in one InspIRCd tick.
 """
 
 from __future__ import annotations
@@ -37,11 +41,15 @@ _TAG_ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 # Replies that end a registration attempt: a test should see why at once, not a timeout.
 _REGISTRATION_ERRORS = frozenset({"432", "433", "436", "437", "464", "465", "ERROR"})
 _JOIN_ERRORS = frozenset({"403", "405", "437", "471", "473", "474", "475", "476", "477"})
-_NICK_ERRORS = frozenset({"431", "432", "433", "436", "437", "484"})
+_NICK_ERRORS = frozenset({"431", "432", "433", "436", "437", "438", "484"})
 _SASL_ERRORS = frozenset({"902", "904", "905", "906", "907", "908"})
 
 Pattern = str | re.Pattern[str] | None
 Commands = str | Iterable[str] | None
+Where = Callable[["Message"], bool] | None
+
+# Atheme's NickServ NOTICEs that refuse an IDENTIFY.
+_IDENTIFY_REFUSALS = ("invalid", "not registered", "not a registered", "failed", "frozen")
 
 
 def fold(name: str) -> str:
@@ -163,7 +171,9 @@ def _compile(pattern: Pattern) -> re.Pattern[str] | None:
     return re.compile(pattern)
 
 
-def _describe(pattern: Pattern, command: Commands, source: str | None, target: str | None) -> str:
+def _describe(
+    pattern: Pattern, command: Commands, source: str | None, target: str | None, where: Where
+) -> str:
     commands = _command_set(command)
     what = "any message" if commands is None else "/".join(sorted(commands))
     regex = pattern.pattern if isinstance(pattern, re.Pattern) else pattern
@@ -173,6 +183,9 @@ def _describe(pattern: Pattern, command: Commands, source: str | None, target: s
         what += f" from {source!r}"
     if target is not None:
         what += f" to {target!r}"
+    if where is not None:
+        name = getattr(where, "__name__", "<lambda>")
+        what += " where a predicate holds" if name == "<lambda>" else f" where {name}"
     return what
 
 
@@ -204,6 +217,8 @@ class IRCTestClient:
         self._consumed: set[int] = set()
         self._first_unconsumed = 0
         self._closed = threading.Event()
+        # Set by 001, a registration error or the close: see `registration_ended`.
+        self._registration_over = threading.Event()
         self._close_reason = ""
         self._closing = False
         self._reader = threading.Thread(
@@ -212,6 +227,17 @@ class IRCTestClient:
         self._reader.start()
 
     # ----------------------------------------------------------------- connection set-up
+
+    @classmethod
+    def open(cls, host: str, port: int, nick: str, timeout: float = 5) -> IRCTestClient:
+        """Connect without registering: nothing is sent yet (see `begin` and `cap_ls`).
+
+        `nick` is the nick `begin` will ask for.
+        """
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(sock, nick, host=host, port=port)
 
     @classmethod
     def connect(
@@ -236,12 +262,10 @@ class IRCTestClient:
         asked for them cannot mean anything without them. `password` is sent as PASS.
         """
         deadline = time.monotonic() + timeout
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client = cls(sock, nick, host=host, port=port)
+        client = cls.open(host, port, nick, timeout)
         try:
-            client._register(deadline, user or nick, realname or nick, caps, sasl, password)
+            client.begin(user, realname, caps=caps, sasl=sasl, password=password, timeout=timeout)
+            client.welcome(client._remaining(deadline))
         except BaseException:
             client.close()
             raise
@@ -250,15 +274,24 @@ class IRCTestClient:
     def _remaining(self, deadline: float) -> float:
         return max(0.0, deadline - time.monotonic())
 
-    def _register(
+    def begin(
         self,
-        deadline: float,
-        user: str,
-        realname: str,
-        caps: Sequence[str] | None,
-        sasl: tuple[str, str] | None,
-        password: str | None,
+        user: str | None = None,
+        realname: str | None = None,
+        *,
+        caps: Sequence[str] | None = None,
+        sasl: tuple[str, str] | None = None,
+        password: str | None = None,
+        timeout: float = 5,
     ) -> None:
+        """Send the registration (and negotiate CAP and SASL, as `connect` says); no wait for 001.
+
+        Split from `welcome` so that many clients can be started first and then all finish
+        registering in the same server tick (InspIRCd registers clients once a second).
+        """
+        deadline = time.monotonic() + timeout
+        user = user or self.current_nick
+        realname = realname or self.current_nick
         negotiate = caps is not None or sasl is not None
         if password is not None:
             self.send_raw(f"PASS {password}")
@@ -276,14 +309,32 @@ class IRCTestClient:
             if sasl is not None:
                 self._sasl_plain(*sasl, deadline=deadline)
             self.send_raw("CAP END")
+
+    def welcome(self, timeout: float = 5) -> Message:
+        """Wait for 001 and return it; a registration error fails at once."""
         welcome = self._wait_for(
             lambda m: m.command == "001",
-            self._remaining(deadline),
+            timeout,
             "001 (registration)",
             fail=lambda m: m.command in _REGISTRATION_ERRORS,
         )
         if welcome.params:
             self.current_nick = welcome.params[0]
+        return welcome
+
+    def registration_ended(self, timeout: float = 0) -> bool:
+        """Wait up to `timeout` s for 001, a registration error or the close; tell if one came.
+
+        For a caller that must act while it waits (services.wait_registered wakes InspIRCd at
+        each second boundary); `welcome()` then returns the 001 or fails with the error.
+        """
+        return self._registration_over.wait(timeout)
+
+    def cap_ls(self, timeout: float = 5) -> dict[str, str]:
+        """Send `CAP LS 302` and return what the server offers (name -> value, "" when none)."""
+        self.send_raw("CAP LS 302")
+        self._cap_ls(time.monotonic() + timeout)
+        return dict(self.server_caps)
 
     def _cap_ls(self, deadline: float) -> None:
         while True:
@@ -378,6 +429,7 @@ class IRCTestClient:
                     reason = "connection closed by the test"
                 self._close_reason = reason
                 self._closed.set()
+                self._registration_over.set()
                 self._cond.notify_all()
 
     def _on_line(self, raw: bytes) -> None:
@@ -398,12 +450,19 @@ class IRCTestClient:
         with self._cond:
             self._lines.append(text)
             self._messages.append(msg)
+            if msg.command == "001" or msg.command in _REGISTRATION_ERRORS:
+                self._registration_over.set()
             self._cond.notify_all()
 
     # ------------------------------------------------------------------------- matching
 
     def _matcher(
-        self, pattern: Pattern, command: Commands, source: str | None, target: str | None
+        self,
+        pattern: Pattern,
+        command: Commands,
+        source: str | None,
+        target: str | None,
+        where: Where = None,
     ) -> Callable[[Message], bool]:
         regex = _compile(pattern)
         commands = _command_set(command)
@@ -417,7 +476,9 @@ class IRCTestClient:
                 return False
             if target_f is not None and fold(msg.target or "") != target_f:
                 return False
-            return regex is None or regex.search(msg.trailing) is not None
+            if regex is not None and regex.search(msg.trailing) is None:
+                return False
+            return where is None or where(msg)
 
         return match
 
@@ -489,19 +550,22 @@ class IRCTestClient:
         command: Commands = "PRIVMSG",
         source: str | None = None,
         target: str | None = None,
+        *,
+        where: Where = None,
     ) -> Message:
         """Return (and consume) the first not yet consumed message that matches.
 
         `pattern` is a regex searched in the trailing text (None: any text); `command` is one
         command/numeric, several, or None for any; `source` is the sender's nick; `target` the
-        first parameter. Messages that arrived before the call count too, as long as no earlier
+        first parameter; `where` a predicate on the `Message` for anything else (a numeric's
+        parameters, a tag). Messages that arrived before the call count too, as long as no earlier
         `expect` returned them. Fails with the last lines received when nothing matches within
         `timeout` or when the connection closes.
         """
         return self._wait_for(
-            self._matcher(pattern, command, source, target),
+            self._matcher(pattern, command, source, target, where),
             timeout,
-            _describe(pattern, command, source, target),
+            _describe(pattern, command, source, target, where),
         )
 
     def expect_none(
@@ -512,6 +576,7 @@ class IRCTestClient:
         source: str | None = None,
         target: str | None = None,
         *,
+        where: Where = None,
         include_pending: bool = False,
     ) -> None:
         """Assert that no matching message arrives within `within` seconds.
@@ -519,9 +584,9 @@ class IRCTestClient:
         This is the one wait that runs for its whole window: absence can only be observed by
         waiting. Only messages received after the call started are considered, unless
         `include_pending=True`, which also checks those already received but not consumed.
-        Nothing is consumed.
+        `where` is as in `expect`. Nothing is consumed.
         """
-        match = self._matcher(pattern, command, source, target)
+        match = self._matcher(pattern, command, source, target, where)
         deadline = time.monotonic() + within
         with self._cond:
             index = self._first_unconsumed if include_pending else len(self._messages)
@@ -529,7 +594,7 @@ class IRCTestClient:
                 while index < len(self._messages):
                     msg = self._messages[index]
                     if not self._is_consumed(index) and match(msg):
-                        what = _describe(pattern, command, source, target)
+                        what = _describe(pattern, command, source, target, where)
                         raise self._failure(
                             f"expected no {what} within {within:.2f} s; got {msg.raw}"
                         )
@@ -547,6 +612,7 @@ class IRCTestClient:
         target: str | None = None,
         *,
         marker: Callable[[], Message],
+        where: Where = None,
         include_pending: bool = True,
     ) -> Message:
         """Assert that no matching message comes before the marker; return the marker.
@@ -558,7 +624,7 @@ class IRCTestClient:
         ``expect``'s generous timeout. Messages already received but not consumed count too,
         unless ``include_pending=False``. Nothing but the marker is consumed.
         """
-        match = self._matcher(pattern, command, source, target)
+        match = self._matcher(pattern, command, source, target, where)
         with self._cond:
             start = self._first_unconsumed if include_pending else len(self._messages)
         found = marker()
@@ -568,7 +634,7 @@ class IRCTestClient:
             for index in range(start, end):
                 msg = self._messages[index]
                 if not self._is_consumed(index) and match(msg):
-                    what = _describe(pattern, command, source, target)
+                    what = _describe(pattern, command, source, target, where)
                     raise self._failure(f"expected no {what} before {found.raw}; got {msg.raw}")
         return found
 
@@ -580,6 +646,23 @@ class IRCTestClient:
         if not self._closed.wait(timeout):
             raise self._failure(f"expected the connection to close within {timeout:.2f} s")
         return self._close_reason
+
+    def drain(self) -> list[Message]:
+        """Consume and return every message received so far that no `expect` returned.
+
+        For a fixture that reuses connections across tests: what one test left unread must not
+        answer the next one's `expect`.
+        """
+        with self._cond:
+            start = self._first_unconsumed
+            drained = [
+                self._messages[i]
+                for i in range(start, len(self._messages))
+                if not self._is_consumed(i)
+            ]
+            self._consumed.clear()
+            self._first_unconsumed = len(self._messages)
+        return drained
 
     # -------------------------------------------------------------------------- sending
 
@@ -678,6 +761,58 @@ class IRCTestClient:
             self._check_text(text)
             self.send_raw(f"AWAY :{text}")
             self._wait_for(lambda m: m.command == "306", timeout, "306 (now away)")
+
+    # ------------------------------------------------------------------------- NickServ
+
+    @staticmethod
+    def _from_nickserv(msg: Message) -> bool:
+        # Atheme run with -n also NOTICEs every user from the server name: not NickServ.
+        return msg.command == "NOTICE" and msg.nick == "NickServ"
+
+    def nickserv_register(self, password: str, timeout: float = 5) -> None:
+        """REGISTER the current nick with NickServ (email ``<nick>@example.org``) and wait for
+        its answer; Atheme logs this connection in at once (900 follows, left unread).
+
+        The confirmation is a NickServ NOTICE saying ``is now registered``; any other NickServ
+        NOTICE is a refusal and fails at once.
+        """
+        self.say("NickServ", f"REGISTER {password} {self.current_nick}@example.org")
+        self.expect_nickserv_registered(timeout)
+
+    def expect_nickserv_registered(self, timeout: float = 5) -> None:
+        """Wait for NickServ's answer to a REGISTER already sent; fail unless it confirms.
+
+        Split from `nickserv_register` so that many clients can send REGISTER first.
+        """
+        answer = self._wait_for(self._from_nickserv, timeout, "NickServ's answer to REGISTER")
+        if "is now registered" not in answer.trailing:
+            raise self._failure(f"NickServ refused to register: {answer.raw}")
+
+    def nickserv_identify(self, account: str, password: str, timeout: float = 5) -> None:
+        """Log in with NickServ IDENTIFY and wait for 900 (sent with the ACCOUNT broadcast,
+        so once it is here every other user's ``account-notify`` line has been written).
+
+        A NickServ refusal fails at once.
+        """
+        self.say("NickServ", f"IDENTIFY {account} {password}")
+
+        def refused(m: Message) -> bool:
+            text = m.trailing.lower()
+            return self._from_nickserv(m) and any(w in text for w in _IDENTIFY_REFUSALS)
+
+        self._wait_for(lambda m: m.command == "900", timeout, "900 (logged in)", fail=refused)
+        # NickServ's own confirmation precedes 900: consume it so it can't answer a later wait.
+        self._wait_for(self._from_nickserv, timeout, "NickServ's IDENTIFY confirmation")
+
+    def nickserv_logout(self, timeout: float = 5) -> None:
+        """Log out with NickServ LOGOUT and wait for 901 (see `nickserv_identify`).
+
+        NickServ's NOTICE comes *before* the server applies the logout, so a test that waited
+        only for the NOTICE could still be seen as logged in by its next line.
+        """
+        self.say("NickServ", "LOGOUT")
+        self._wait_for(lambda m: m.command == "901", timeout, "901 (logged out)")
+        self._wait_for(self._from_nickserv, timeout, "NickServ's LOGOUT confirmation")
 
     def quit(self, reason: str | None = None, timeout: float = 2) -> None:
         """Send QUIT, wait (bounded) until the server closes the link, then close.

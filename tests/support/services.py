@@ -4,7 +4,8 @@ Why: account mode and SASL can only be proven against a server that really has s
 accounts. ngircd has none, so the tests that care about ``account-tag``, ``extended-join``,
 ``account-notify``, WHOIS 330 and SASL PLAIN start this network instead.
 
-Everything here is stdlib only and bounded in time: every wait has a deadline, every process is
+Clients are :class:`~tests.support.client.IRCTestClient` s, the same client as the ngircd tests
+use. Everything here is stdlib only and bounded in time: every wait has a deadline, every process is
 stopped (terminate, then kill) at teardown.
 
 Facts about InspIRCd 3.15 that shape this module (measured on these machines):
@@ -35,23 +36,20 @@ takes ~10 ms). A REGISTER password must not contain spaces nor equal the nick.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import math
 import os
-import select
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from tests.support.client import IRCTestClient
 from tests.support.ports import free_port
 
 INSPIRCD_BIN = "/usr/sbin/inspircd"
@@ -70,393 +68,39 @@ DEFAULT_CAPS: tuple[str, ...] = (
     "userhost-in-names",
 )
 
-_TAG_UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
-
 
 def binaries_available() -> bool:
     """Tell whether both daemons are installed, so a fixture can skip with a clear reason."""
     return os.access(INSPIRCD_BIN, os.X_OK) and os.access(ATHEME_BIN, os.X_OK)
 
 
-def _unescape_tag(value: str) -> str:
-    out: list[str] = []
-    chars = iter(value)
-    for char in chars:
-        if char == "\\":
-            nxt = next(chars, "")
-            out.append(_TAG_UNESCAPES.get(nxt, nxt))
-        else:
-            out.append(char)
-    return "".join(out)
+def wake(client: IRCTestClient) -> None:
+    """Send an empty line: InspIRCd ignores it, but it ends the server's epoll wait."""
+    client.send_raw(b"")
 
 
-@dataclass
-class Line:
-    """One parsed IRC line; tests assert on fields rather than on raw text."""
-
-    raw: str
-    tags: dict[str, str] = field(default_factory=dict)
-    source: str = ""
-    command: str = ""
-    params: list[str] = field(default_factory=list)
-
-    @property
-    def nick(self) -> str:
-        """The nick part of the source (``nick!user@host``)."""
-        return self.source.split("!", 1)[0]
-
-    @classmethod
-    def parse(cls, raw: str) -> Line:
-        """Parse per the IRCv3 message-tags grammar (tags, source, command, params)."""
-        rest = raw
-        tags: dict[str, str] = {}
-        if rest.startswith("@"):
-            tag_text, _, rest = rest[1:].partition(" ")
-            for item in tag_text.split(";"):
-                if item:
-                    key, _, value = item.partition("=")
-                    tags[key] = _unescape_tag(value)
-            rest = rest.lstrip(" ")
-        source = ""
-        if rest.startswith(":"):
-            source, _, rest = rest[1:].partition(" ")
-            rest = rest.lstrip(" ")
-        params: list[str] = []
-        while rest:
-            if rest.startswith(":"):
-                params.append(rest[1:])
-                break
-            word, _, rest = rest.partition(" ")
-            params.append(word)
-            rest = rest.lstrip(" ")
-        command = params.pop(0).upper() if params else ""
-        return cls(raw=raw, tags=tags, source=source, command=command, params=params)
-
-
-class RawClient:
-    """A plain-socket IRC client: what the server really sends, no library in between.
-
-    Why not jaraco ``irc``: these tests prove the network itself, so they must see the exact
-    lines (``AUTHENTICATE +``, numerics, tags) and never depend on the code under test.
-    """
-
-    def __init__(self, host: str, port: int, nick: str, *, timeout: float = 5.0) -> None:
-        self.nick = nick
-        self.user = nick  # our user name (see _learn_user): tells our NICK from others'
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.lines: list[Line] = []  # every line received, in order
-        self.caps: set[str] = set()  # capabilities the server acknowledged
-        self.welcomed = False
-        self._buffer = b""
-        self._queue: list[Line] = []  # received but not yet consumed by expect()
-
-    # -- low level -------------------------------------------------------------------------
-    def send(self, line: str) -> None:
-        """Send one line; CR/LF inside it are a test bug, so refuse them loudly."""
-        if "\r" in line or "\n" in line:
-            raise ValueError(f"line contains CR/LF: {line!r}")
-        self.sock.sendall(line.encode("utf-8") + b"\r\n")
-
-    def wake(self) -> None:
-        """Send an empty line: InspIRCd ignores it, but it ends the server's epoll wait."""
-        self.sock.sendall(b"\r\n")
-
-    def fileno(self) -> int:
-        """Let ``select`` wait on several clients at once."""
-        return self.sock.fileno()
-
-    def _fill(self, timeout: float) -> bool:
-        """Read what is available within ``timeout``; return False on timeout."""
-        ready, _, _ = select.select([self.sock], [], [], max(timeout, 0.0))
-        if not ready:
-            return False
-        data = self.sock.recv(65536)
-        if not data:
-            raise ConnectionError(f"{self.nick}: server closed the connection")
-        self._buffer += data
-        while b"\n" in self._buffer:
-            raw, self._buffer = self._buffer.split(b"\n", 1)
-            text = raw.rstrip(b"\r").decode("utf-8", errors="replace")
-            if not text:
-                continue
-            line = Line.parse(text)
-            self.lines.append(line)
-            if line.command == "PING":
-                self.send("PONG :" + (line.params[-1] if line.params else ""))
-                continue
-            if line.command == "001":
-                self.welcomed = True
-                self._learn_user(line.params[-1].rsplit(" ", 1)[-1])
-            elif line.command == "CHGHOST" and line.nick == self.nick and line.params:
-                self.user = line.params[0]
-            self._queue.append(line)
-        return True
-
-    def _learn_user(self, mask: str) -> None:
-        """The user name the server gave us (``nick!user@host`` in 001): it may differ from
-        what USER sent (InspIRCd cuts it to USERLEN=10)."""
-        if "!" in mask and "@" in mask:
-            self.user = mask.split("!", 1)[1].split("@", 1)[0].lstrip("~")
-
-    def expect(
-        self,
-        predicate: Callable[[Line], bool] | None = None,
-        *,
-        command: str | None = None,
-        timeout: float = 5.0,
-    ) -> Line:
-        """Return the first unconsumed line matching ``command`` and/or ``predicate``.
-
-        Lines that don't match stay queued for later calls, so a test can wait for replies in
-        any order. Raises ``TimeoutError`` listing the last lines seen, which is what one needs
-        to debug a failing wait.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            for index, line in enumerate(self._queue):
-                if command is not None and line.command != command.upper():
-                    continue
-                if predicate is not None and not predicate(line):
-                    continue
-                del self._queue[index]
-                return line
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                tail = "\n".join(line.raw for line in self.lines[-15:])
-                raise TimeoutError(
-                    f"{self.nick}: no line with command={command!r} within {timeout}s; "
-                    f"last lines:\n{tail}"
-                )
-            self._fill(remaining)
-
-    def expect_any(self, commands: Iterable[str], *, timeout: float = 5.0) -> Line:
-        """Return the first unconsumed line whose command is one of ``commands``."""
-        wanted = {c.upper() for c in commands}
-        return self.expect(lambda line: line.command in wanted, timeout=timeout)
-
-    def drain(self, quiet: float = 0.05) -> list[Line]:
-        """Consume and return everything queued plus what arrives within ``quiet`` seconds."""
-        while self._fill(quiet):
-            pass
-        drained, self._queue = self._queue, []
-        return drained
-
-    def expect_none(self, predicate: Callable[[Line], bool], *, within: float = 0.5) -> None:
-        """Assert that no line matching ``predicate`` arrives within ``within`` seconds.
-
-        The one wait that runs for its whole window (absence can only be seen by waiting); it
-        also fails on a matching line already queued. Nothing is consumed.
-        """
-        deadline = time.monotonic() + within
-        while True:
-            for line in self._queue:
-                if predicate(line):
-                    raise AssertionError(f"{self.nick}: unexpected line {line.raw!r}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self._fill(remaining)
-
-    # -- talking ------------------------------------------------------------------------------
-    def say(self, target: str, text: str) -> None:
-        """PRIVMSG ``text`` to a nick or channel (no wait)."""
-        self.send(f"PRIVMSG {target} :{text}")
-
-    def join(self, channel: str, timeout: float = 5.0) -> None:
-        """JOIN and wait for the end of NAMES, so the channel state is settled."""
-        self.send(f"JOIN {channel}")
-        self.expect(lambda ln: ln.command == "366" and ln.params[1:2] == [channel], timeout=timeout)
-
-    def part(self, channel: str, timeout: float = 5.0) -> None:
-        """PART and wait for the server's echo."""
-        self.send(f"PART {channel}")
-        self.expect(
-            lambda ln: ln.command == "PART" and ln.nick == self.nick and ln.params[:1] == [channel],
-            timeout=timeout,
-        )
-
-    def change_nick(self, new: str, timeout: float = 5.0) -> None:
-        """NICK ``new`` and wait for the server's confirmation; a refusal raises at once.
-
-        Our own NICK line is told from a channel neighbour's by the user name too: someone
-        else may have left ``old`` a moment ago, and that line may still be queued.
-        """
-        mine = f"{self.nick}!{self.user}@"
-        self.send(f"NICK {new}")
-        line = self.expect(
-            lambda ln: (
-                (ln.command == "NICK" and ln.source.replace("!~", "!").startswith(mine))
-                or ln.command in {"431", "432", "433", "436", "437", "438", "484"}
-            ),
-            timeout=timeout,
-        )
-        if line.command != "NICK":
-            raise RuntimeError(f"{self.nick}: NICK {new} refused: {line.raw}")
-        self.nick = line.params[0]
-
-    def nickserv_identify(self, account: str, password: str, *, timeout: float = 5.0) -> None:
-        """Log in with NickServ IDENTIFY and wait for 900 (sent with the ACCOUNT broadcast,
-        so once it is here every other user's ``account-notify`` line has been written)."""
-        self.send(f"PRIVMSG NickServ :IDENTIFY {account} {password}")
-
-        def outcome(ln: Line) -> bool:
-            if ln.command == "900":
-                return True
-            text = ln.params[-1].lower() if ln.params else ""
-            refused = ("invalid", "not registered", "not a registered", "failed", "frozen")
-            return (
-                ln.command == "NOTICE" and ln.nick == "NickServ" and any(w in text for w in refused)
-            )
-
-        line = self.expect(outcome, timeout=timeout)
-        if line.command != "900":
-            raise RuntimeError(f"{self.nick}: NickServ refused IDENTIFY: {line.raw}")
-        # NickServ's own confirmation precedes 900: consume it so it can't answer a later wait.
-        self.expect(lambda ln: ln.command == "NOTICE" and ln.nick == "NickServ", timeout=timeout)
-
-    def nickserv_logout(self, *, timeout: float = 5.0) -> None:
-        """Log out with NickServ LOGOUT and wait for 901 (see :meth:`nickserv_identify`).
-
-        NickServ's NOTICE comes *before* the server applies the logout, so a test that waited
-        only for the NOTICE could still be seen as logged in by its next line.
-        """
-        self.send("PRIVMSG NickServ :LOGOUT")
-        self.expect(command="901", timeout=timeout)
-        self.expect(lambda ln: ln.command == "NOTICE" and ln.nick == "NickServ", timeout=timeout)
-
-    def close(self) -> None:
-        """QUIT politely (best effort) and close the socket."""
-        with contextlib.suppress(OSError):
-            self.send("QUIT :bye")
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-    def __enter__(self) -> RawClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # -- registration steps ------------------------------------------------------------------
-    def cap_ls(self, timeout: float = 5.0) -> dict[str, str]:
-        """Send ``CAP LS 302`` and collect the (possibly multi-line) list: name -> value."""
-        self.send("CAP LS 302")
-        caps: dict[str, str] = {}
-        while True:
-            line = self.expect(
-                lambda ln: ln.command == "CAP" and len(ln.params) >= 3 and ln.params[1] == "LS",
-                timeout=timeout,
-            )
-            for item in line.params[-1].split():
-                name, _, value = item.partition("=")
-                caps[name] = value
-            if not (len(line.params) >= 4 and line.params[2] == "*"):
-                return caps
-
-    def cap_req(self, caps: Sequence[str], timeout: float = 5.0) -> None:
-        """Request capabilities; a NAK is a test-setup error, so raise."""
-        if not caps:
-            return
-        self.send("CAP REQ :" + " ".join(caps))
-        line = self.expect(
-            lambda ln: (
-                ln.command == "CAP" and len(ln.params) >= 3 and ln.params[1] in {"ACK", "NAK"}
-            ),
-            timeout=timeout,
-        )
-        if line.params[1] == "NAK":
-            raise RuntimeError(f"{self.nick}: server refused capabilities: {line.raw}")
-        self.caps.update(line.params[-1].split())
-
-    def sasl_plain(self, account: str, password: str, timeout: float = 5.0) -> Line:
-        """Run SASL PLAIN; return the final numeric line (903 success, 904 failure, ...)."""
-        self.send("AUTHENTICATE PLAIN")
-        self.expect(
-            lambda ln: ln.command == "AUTHENTICATE" and ln.params[:1] == ["+"], timeout=timeout
-        )
-        payload = f"{account}\0{account}\0{password}".encode()
-        self.send("AUTHENTICATE " + base64.b64encode(payload).decode("ascii"))
-        return self.expect_any(["903", "904", "905", "906", "907"], timeout=timeout)
-
-    def begin(
-        self,
-        *,
-        caps: Sequence[str] = (),
-        sasl: tuple[str, str] | None = None,
-        timeout: float = 5.0,
-    ) -> None:
-        """Negotiate capabilities (and SASL), then send NICK/USER; don't wait for 001.
-
-        Split from :func:`wait_registered` so that many clients can be started first and then
-        all finish registration in the same server tick.
-        """
-        wanted = list(caps)
-        if sasl is not None and "sasl" not in wanted:
-            wanted.append("sasl")
-        if wanted:
-            offered = self.cap_ls(timeout)
-            missing = [c for c in wanted if c not in offered]
-            if missing:
-                raise RuntimeError(f"{self.nick}: server does not offer {missing}: {offered}")
-            self.cap_req(wanted, timeout)
-            if sasl is not None:
-                result = self.sasl_plain(*sasl, timeout=timeout)
-                if result.command != "903":
-                    raise RuntimeError(f"{self.nick}: SASL login failed: {result.raw}")
-            self.send("CAP END")
-        self.send(f"NICK {self.nick}")
-        self.user = self.nick
-        self.send(f"USER {self.user} 0 * :{self.user} test client")
-
-    def nickserv_register(self, password: str, *, timeout: float = 5.0) -> None:
-        """REGISTER the current nick with NickServ; Atheme logs this connection in at once.
-
-        The confirmation is a NOTICE from NickServ containing ``is now registered``; any other
-        NickServ NOTICE is a refusal. Atheme's ``-n`` debug-mode NOTICE comes from the server
-        name, not from NickServ, so it never matches.
-        """
-        self.send(f"PRIVMSG NickServ :REGISTER {password} {self.nick}@example.org")
-        line = self.expect(
-            lambda ln: ln.command == "NOTICE" and ln.nick == "NickServ", timeout=timeout
-        )
-        if "is now registered" not in line.params[-1]:
-            raise RuntimeError(f"NickServ refused to register {self.nick}: {line.params[-1]}")
-
-
-def wait_registered(clients: Sequence[RawClient], timeout: float = 5.0) -> None:
+def wait_registered(clients: Sequence[IRCTestClient], timeout: float = 5.0) -> None:
     """Wait until every client got 001, waking the server just after each second boundary.
 
     Why the wake-up: InspIRCd completes registrations only in its once-a-second housekeeping
     pass, and an idle server notices the new second only when ``epoll_wait`` (1000 ms) returns.
     An empty line sent 3 ms after the boundary ends that wait, so all pending clients are
-    welcomed at the boundary itself instead of up to a second later.
+    welcomed at the boundary itself instead of up to a second later. A registration error
+    fails at once (see ``IRCTestClient.welcome``).
     """
     deadline = time.monotonic() + timeout
-    pending = [c for c in clients if not c.welcomed]
     next_wake = math.floor(time.time()) + 1.003
-    while pending:
-        now = time.monotonic()
-        if now >= deadline:
-            names = ", ".join(c.nick for c in pending)
-            raise TimeoutError(f"no 001 within {timeout}s for: {names}")
-        wall = time.time()
-        if wall >= next_wake:
-            pending[0].wake()
-            next_wake = math.floor(wall) + 1.003
-        wait = min(next_wake - wall, deadline - now)
-        ready, _, _ = select.select(pending, [], [], max(wait, 0.0))
-        for client in ready:
-            client._fill(0)
-            for line in client._queue:
-                if line.command in {"ERROR", "432", "433", "436", "465"}:
-                    raise RuntimeError(f"{client.nick}: registration refused: {line.raw}")
-        pending = [c for c in pending if not c.welcomed]
+    for client in clients:
+        while not client.registration_ended(
+            max(0.0, min(next_wake - time.time(), deadline - time.monotonic()))
+        ):
+            if time.monotonic() >= deadline:
+                names = ", ".join(c.current_nick for c in clients if not c.registration_ended())
+                raise TimeoutError(f"no 001 within {timeout}s for: {names}")
+            if time.time() >= next_wake:
+                wake(client)
+                next_wake = math.floor(time.time()) + 1.003
+        client.welcome(timeout=0)
 
 
 class Waker:
@@ -471,7 +115,7 @@ class Waker:
     def __init__(self, network: ServicesNetwork, nick: str = "waker") -> None:
         self.network = network
         self.nick = nick
-        self.client: RawClient | None = None
+        self.client: IRCTestClient | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inspircd-waker", daemon=True)
 
@@ -490,10 +134,8 @@ class Waker:
             while time.time() < boundary:  # Event.wait may return a hair early
                 time.sleep(0.001)
             try:
-                client.wake()
-                client._fill(0)  # answers PING; nothing else is kept
-                client._queue.clear()
-            except (OSError, ConnectionError):
+                wake(client)  # the client's reader thread answers PING
+            except OSError:
                 return
 
     def stop(self) -> None:
@@ -501,7 +143,7 @@ class Waker:
         if self._thread.is_alive():
             self._thread.join(timeout=2)
         if self.client is not None:
-            self.client.close()
+            self.client.quit()
 
     def __enter__(self) -> Waker:
         return self.start()
@@ -769,8 +411,9 @@ general {{
         last: dict[str, str] = {}
         while True:
             self._check_alive()
-            with contextlib.suppress(OSError, TimeoutError, ConnectionError):
-                with RawClient(self.host, self.port, "probe", timeout=1.0) as probe:
+            # AssertionError: the probe's wait failed (no CAP LS reply, connection closed).
+            with contextlib.suppress(OSError, AssertionError):
+                with IRCTestClient.open(self.host, self.port, "probe", timeout=1.0) as probe:
                     last = probe.cap_ls(timeout=1.0)
                 if "sasl" in last:
                     return
@@ -835,9 +478,9 @@ general {{
         return "\n".join(parts)
 
     # -- clients and accounts --------------------------------------------------------------
-    def client(self, nick: str, *, timeout: float = 5.0) -> RawClient:
-        """Open an unregistered raw connection (the caller drives CAP/NICK/USER itself)."""
-        return RawClient(self.host, self.port, nick, timeout=timeout)
+    def client(self, nick: str, *, timeout: float = 5.0) -> IRCTestClient:
+        """Open an unregistered connection (the caller drives CAP/NICK/USER itself)."""
+        return IRCTestClient.open(self.host, self.port, nick, timeout=timeout)
 
     def connect_many(
         self,
@@ -846,25 +489,25 @@ general {{
         caps: Sequence[str] = (),
         logins: Mapping[str, str | tuple[str, str]] | None = None,
         timeout: float = 10.0,
-    ) -> list[RawClient]:
+    ) -> list[IRCTestClient]:
         """Connect and register several clients in one server tick (~0.5 s for all of them).
 
         ``logins`` maps a nick to its account password, or to ``(account, password)`` for an
         account not named after the nick: that client logs in with SASL PLAIN before
         registration.
         """
-        clients: list[RawClient] = []
+        clients: list[IRCTestClient] = []
         try:
             for nick in nicks:
                 client = self.client(nick)
                 clients.append(client)
                 login = (logins or {}).get(nick)
                 sasl = (nick, login) if isinstance(login, str) else login
-                client.begin(caps=caps, sasl=sasl or None)
+                client.begin(caps=list(caps) or None, sasl=sasl or None, timeout=timeout)
             wait_registered(clients, timeout)
         except BaseException:
             for client in clients:
-                client.close()
+                client.quit()
             raise
         return clients
 
@@ -876,7 +519,7 @@ general {{
         password: str | None = None,
         account: str | None = None,
         timeout: float = 10.0,
-    ) -> RawClient:
+    ) -> IRCTestClient:
         """Connect and register one client, logged in with SASL when ``password`` is given
         (as ``account``, by default the account named after the nick)."""
         logins = {nick: (account or nick, password)} if password else None
@@ -889,7 +532,7 @@ general {{
         accounts: Mapping[str, str],
         caps: Sequence[str] = DEFAULT_CAPS,
         timeout: float = 10.0,
-    ) -> dict[str, RawClient]:
+    ) -> dict[str, IRCTestClient]:
         """Connect ``nicks`` in one tick and REGISTER those in ``accounts`` (nick -> password).
 
         Registering logs the connection in at once, so this gives logged-in and anonymous
@@ -899,24 +542,18 @@ general {{
         """
         clients = self.connect_many(nicks, caps=caps, timeout=timeout)
         try:
-            for client in clients:
-                if client.nick in accounts:
-                    password = accounts[client.nick]
-                    client.send(f"PRIVMSG NickServ :REGISTER {password} {client.nick}@example.org")
-            for client in clients:
-                if client.nick in accounts:
-                    line = client.expect(
-                        lambda ln: ln.command == "NOTICE" and ln.nick == "NickServ",
-                        timeout=timeout,
-                    )
-                    if "is now registered" not in line.params[-1]:
-                        raise RuntimeError(f"NickServ refused {client.nick}: {line.params[-1]}")
-                    client.expect(command="900", timeout=timeout)
+            registering = [c for c in clients if c.current_nick in accounts]
+            for client in registering:
+                password = accounts[client.current_nick]
+                client.say("NickServ", f"REGISTER {password} {client.current_nick}@example.org")
+            for client in registering:
+                client.expect_nickserv_registered(timeout)
+                client.expect(command="900", timeout=timeout)
         except BaseException:
             for client in clients:
-                client.close()
+                client.quit()
             raise
-        return {client.nick: client for client in clients}
+        return {client.current_nick: client for client in clients}
 
     def waker(self, nick: str = "waker") -> Waker:
         """A :class:`Waker` on this network (start it, or use it as a context manager)."""
@@ -935,7 +572,7 @@ general {{
         clients = self.connect_many(list(accounts), timeout=timeout)
         try:
             for client in clients:
-                client.nickserv_register(accounts[client.nick], timeout=timeout)
+                client.nickserv_register(accounts[client.current_nick], timeout=timeout)
         finally:
             for client in clients:
-                client.close()
+                client.quit()
