@@ -24,7 +24,6 @@ zero minutes. Races, restarts and the timers are in
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,7 +38,7 @@ from sqlalchemy.orm import Session
 from ircbot.outbox import OutboxMessage
 from ircbot.storage import transaction
 from tests.support.botthread import BotThread, bot_config
-from tests.support.client import IRCTestClient, nothing_before_pong
+from tests.support.client import IRCTestClient, nothing_before_pong, renamed
 from tests.support.ngircd import NgircdServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -175,17 +174,6 @@ def ping(nick: str, vouchers: str, account: str = "", past: str = "") -> str:
         f"{nick} ({key(nick)}) is ready for promotion (2 vouches: {vouchers}{chat})."
         f"{earlier} Say !promote {nick}"
     )
-
-
-@contextlib.contextmanager
-def renamed(client: IRCTestClient, nick: str) -> Iterator[IRCTestClient]:
-    """Give ``client`` the nick ``nick`` for the block, then its own back."""
-    old = client.current_nick
-    client.nick(nick)
-    try:
-        yield client
-    finally:
-        client.nick(old)
 
 
 def attempts(room: Room, ident: str) -> list[tuple[str, str | None]]:

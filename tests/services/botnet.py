@@ -12,12 +12,11 @@ registration costs a tick, a JOIN or a NICK costs nothing.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ __all__ = [
     "MODES",
     "SentLines",
     "ServicesBot",
-    "renamed",
     "start_bot",
 ]
 
@@ -184,14 +182,3 @@ def start_bot(
         thread.stop()
         raise
     return bot
-
-
-@contextlib.contextmanager
-def renamed(client: IRCTestClient, nick: str) -> Iterator[IRCTestClient]:
-    """Give ``client`` the nick ``nick`` for the block, then its old nick back."""
-    old = client.current_nick
-    client.nick(nick)
-    try:
-        yield client
-    finally:
-        client.nick(old)

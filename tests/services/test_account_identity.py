@@ -23,8 +23,8 @@ import pytest
 from ircbot.context import CommandContext
 from ircbot.identity import Identity, Target
 from ircbot.plugin import Plugin
-from tests.services.botnet import LOGIN_FIRST, MODES, ServicesBot, renamed, start_bot
-from tests.support.client import IRCTestClient
+from tests.services.botnet import LOGIN_FIRST, MODES, ServicesBot, start_bot
+from tests.support.client import IRCTestClient, renamed
 from tests.support.services import ServicesNetwork, Waker
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(30)]

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.services.botnet import LOGIN_FIRST, MODES, ServicesBot, renamed, start_bot
-from tests.support.client import IRCTestClient
+from tests.services.botnet import LOGIN_FIRST, MODES, ServicesBot, start_bot
+from tests.support.client import IRCTestClient, renamed
 from tests.support.services import DEFAULT_CAPS, ServicesNetwork, Waker
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(30)]

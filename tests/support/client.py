@@ -27,10 +27,10 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["IRCTestClient", "Message", "nothing_before_pong", "parse_message"]
+__all__ = ["IRCTestClient", "Message", "nothing_before_pong", "parse_message", "renamed"]
 
 #: How many received lines an AssertionError shows.
 RECENT_LINES = 20
@@ -892,3 +892,15 @@ def nothing_before_pong(
         target=me if private else None,
         marker=lambda: client.expect(r"^pong marker$", source=bot, target=me),
     )
+
+
+@contextlib.contextmanager
+def renamed(client: IRCTestClient, nick: str) -> Iterator[IRCTestClient]:
+    """Give ``client`` the nick ``nick`` for the block, then its own back (each change waits
+    for the server's confirmation)."""
+    old = client.current_nick
+    client.nick(nick)
+    try:
+        yield client
+    finally:
+        client.nick(old)
