@@ -33,7 +33,6 @@ from ircbot_plugins.livechat.timers import run_timers
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from ircbot import storage
 from tests.livechat.conftest import Team
 from tests.support.botthread import BotThread, ShiftClock, bot_config
 from tests.support.client import IRCTestClient
@@ -92,11 +91,7 @@ class Room:
         return self.clients[nick].expect(pattern, source=self.nick, target=nick).text
 
     def query(self, fn: Callable[[Session], Any]) -> Any:
-        def read() -> Any:
-            with storage.transaction(self.bot.bot.session_factory) as session:
-                return fn(session)
-
-        return self.bot.call(read)
+        return self.bot.query(fn)
 
     def close(self) -> None:
         for client in self.clients.values():

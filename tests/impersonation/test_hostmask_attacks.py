@@ -14,7 +14,8 @@ Every test uses nicks of its own, so the tests are independent of order.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from ircbot_plugins.livechat.models import Attempt, Person, Vouch
@@ -22,7 +23,6 @@ from ircbot_plugins.livechat.roles import Role
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ircbot.storage import transaction
 from tests.support.botthread import BotThread, bot_config
 from tests.support.client import IRCTestClient
 from tests.support.ngircd import NgircdServer
@@ -51,12 +51,8 @@ class Room:
         client.join(CHAN)
         return client
 
-    def query(self, fn):
-        def read():
-            with transaction(self.bot.bot.session_factory) as session:
-                return fn(session)
-
-        return self.bot.call(read)
+    def query(self, fn: Callable[[Session], Any]) -> Any:
+        return self.bot.query(fn)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ircbot.outbox import OutboxMessage
-from ircbot.storage import transaction
 from tests.support.botthread import BotThread, bot_config
 from tests.support.client import IRCTestClient, nothing_before_pong, renamed
 from tests.support.ngircd import NgircdServer
@@ -94,13 +93,7 @@ class Room:
             raise AttributeError(name) from None
 
     def query(self, fn: Callable[[Session], Any]) -> Any:
-        """Read the bot's database on its own thread, once its current turn is over."""
-
-        def read() -> Any:
-            with transaction(self.bot.bot.session_factory) as session:
-                return fn(session)
-
-        return self.bot.call(read)
+        return self.bot.query(fn)
 
 
 @pytest.fixture(scope="module")

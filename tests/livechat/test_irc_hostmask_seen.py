@@ -29,7 +29,6 @@ from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from ircbot.outbox import OutboxMessage
-from ircbot.storage import transaction
 from tests.support.botthread import BotThread, bot_config
 from tests.support.client import IRCTestClient, nothing_before_pong
 from tests.support.ngircd import NgircdServer
@@ -118,13 +117,7 @@ class Room:
 
     # -- the database ----------------------------------------------------------------------
     def query(self, fn: Callable[[Session], Any]) -> Any:
-        """Read the bot's database on its own thread, once its current turn is over."""
-
-        def read() -> Any:
-            with transaction(self.bot.bot.session_factory) as session:
-                return fn(session)
-
-        return self.bot.call(read)
+        return self.bot.query(fn)
 
     def people(self) -> dict[str, tuple[Role, str | None]]:
         """identity -> (role, the nick they were last seen with)."""

@@ -15,11 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from ircbot.bot import Bot
 from ircbot.clock import utcnow
 from ircbot.config import load_config
 from ircbot.loading import installed
 from ircbot.plugin import Plugin
+from ircbot.storage import transaction
 from tests.support.botproc import dump_toml
 
 __all__ = ["BotThread", "ShiftClock", "bot_config"]
@@ -111,6 +114,15 @@ class BotThread:
         if not self._joined.wait(timeout):
             raise AssertionError(f"bot did not join within {timeout}s (error: {self.error!r})")
         self._joined.clear()
+
+    def query(self, fn: Callable[[Session], Any]) -> Any:
+        """Read the bot's database on its own thread, once its current turn is over."""
+
+        def read() -> Any:
+            with transaction(self.bot.session_factory) as session:
+                return fn(session)
+
+        return self.call(read)
 
     def call(self, fn: Callable[[], Any], timeout: float = 10) -> Any:
         """Run ``fn`` on the bot's thread and return its result."""
