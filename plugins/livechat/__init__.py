@@ -9,7 +9,7 @@ waits on one person's memory. The rules are in :mod:`.workflow`, the IRC command
 
 from __future__ import annotations
 
-from . import admin, cli, commands  # noqa: F401  (importing them declares on ``plugin``)
+from . import admin, cli, commands, mailing  # noqa: F401  (importing them declares on ``plugin``)
 from .config import LivechatConfig
 from .declaration import plugin
 

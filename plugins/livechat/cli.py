@@ -3,14 +3,14 @@
 For the coordinator at a terminal: list and inspect trainees, promote one, import the sign-up
 backlog, manage roles, export everything, and see whether the 24-hour promise is kept. The
 commands call the same :mod:`.workflow` functions as the IRC commands, each in one
-transaction; durable messages they cause (pings, "you are a trainee") go to the outbox and
-the running bot delivers them. A command that only reads takes no lock; one that writes takes
-the write lock first (waiting up to ``[database] cli_timeout`` for the bot or another program,
-and saying so on stderr). None prints while its transaction is open: everything is read into
-memory, the transaction closed, then printed, so a slow pipe or pager holds no lock. They
-need only ``ctx.obj`` with ``.config``, ``.transaction(write=...)`` and ``.clock``. Bad input
-(an unknown name, a malformed CSV row) is one line on stderr naming it, exit code 2, and
-nothing written.
+transaction; durable messages they cause (pings, "you are a trainee") go to the outbox, mail
+and webhook posts to the out-of-band queue, and the running bot delivers them. A command
+that only reads takes no lock; one that writes takes the write lock first (waiting up to
+``[database] cli_timeout`` for the bot or another program, and saying so on stderr). None
+prints while its transaction is open: everything is read into memory, the transaction
+closed, then printed, so a slow pipe or pager holds no lock. They need only ``ctx.obj``
+with ``.config``, ``.transaction(write=...)`` and ``.clock``. Bad input (an unknown name, a
+malformed CSV row) is one line on stderr naming it, exit code 2, and nothing written.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ircbot.identity import identity_key
+from ircbot.outbound import OutOfBand
 
 from . import htmlreport, reports, team, views, workflow
 from .backlog import ImportRowError, import_backlog, read_csv
@@ -60,13 +61,15 @@ def _unit(app: Any, *, write: bool) -> Iterator[Unit]:
     has to wait for it); otherwise it reads without a lock. Nothing is printed inside it.
     """
     now = app.clock.now()
+    notify = app.config.notify
+    oob = OutOfBand(mail=bool(notify.smtp_url), webhook=bool(notify.webhook_url))
     with app.transaction(write=write) as session:
         try:
             yield Unit(
                 session,
                 now,
                 rules(app.config.plugins.get("livechat")),
-                OutboxNotifier(session, now),
+                OutboxNotifier(session, now, oob),
                 _prefix(app),
             )
         except workflow.WorkflowError as err:

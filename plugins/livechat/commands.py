@@ -24,6 +24,7 @@ from ircbot.outbox import OutboxMessage
 from . import team, views, workflow
 from .config import LivechatConfig, rules
 from .declaration import plugin
+from .escalation import mail_reminders
 from .models import ON_HOLD, READY, TRAINING, Person
 from .roles import Role, role_name
 from .store import AmbiguousNick, Subject, Unit, log_delivery, nick_claimant, person_by_key, touch
@@ -320,10 +321,13 @@ def seed_roles(ctx: JobContext) -> None:
 
 @plugin.job(every=60.0)
 def timers(ctx: JobContext) -> None:
-    """SLA reminders and idle trainees (see :mod:`.timers`)."""
-    report = run_timers(unit(ctx))
+    """SLA reminders and idle trainees (see :mod:`.timers`); reminders mailed too."""
+    work = unit(ctx)
+    report = run_timers(work)
     if report.reminded or report.idle_reminded or report.idle_closed:
         logger.info("timers: %s", report)
+    home = channel(ctx) or ctx.network.home_channel
+    mail_reminders(work, report.reminded, channel=home)
 
 
 @plugin.on("delivered")

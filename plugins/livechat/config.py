@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from ircbot.config import BotConfig, ConfigError, option
 from ircbot.masks import is_mask, matches_any_host, parse_mask, weak_ident_on_shared_host
 
-__all__ = ["DEFAULT_WELCOME", "LivechatConfig", "rules"]
+__all__ = ["DEFAULT_WELCOME", "WEEKDAYS", "LivechatConfig", "rules"]
 
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 DEFAULT_WELCOME = (
     "Ask here to be invited to shadow live chats; when you have helped with a few, "
@@ -52,6 +54,17 @@ class LivechatConfig:
         "days without a vouch before a trainee is reminded, and again before closing",
         minimum=0.01,
     )
+    escalate_hours: float = option(
+        4.0,
+        "hours a ready ping may reach no coordinator on IRC before those with a mail "
+        "address are mailed",
+        minimum=0,
+    )
+    digest: bool = option(
+        False, "mail the weekly digest to every coordinator with an address (else: !email digest)"
+    )
+    digest_day: str = option("monday", "the weekly digest's day (UTC)", choices=WEEKDAYS)
+    digest_hour: int = option(8, "the weekly digest's hour, 0 to 23 (UTC)", minimum=0)
     coordinators: list[str] = option(
         [],
         "coordinator accounts, seeded at start; in hostmask mode nick!user@host masks, when seen",
@@ -83,6 +96,9 @@ class LivechatConfig:
         hostmask mode see :mod:`ircbot.masks` for why a host that is only wildcards is
         refused and an unchecked ident on a shared host only warned about.
         """
+        if self.digest_hour > 23:
+            hour = self.digest_hour
+            raise ConfigError(f"{label('digest_hour')} must be from 0 to 23, not {hour}")
         warnings = []
         for key in ("coordinators", "helpers"):
             for entry in filter(is_mask, getattr(self, key)):

@@ -34,6 +34,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -81,6 +82,14 @@ class Person(Base):
     nick_key: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Mail (see contact.py): the confirmed address escalations and digests go to; an address
+    # awaiting its code (kept as a SHA-256), until when, how many wrong tries; the digest.
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_pending: Mapped[str | None] = mapped_column(String(320))
+    email_code: Mapped[str | None] = mapped_column(String(64))
+    email_code_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    email_code_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    digest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     @property
     def name(self) -> str:
@@ -115,6 +124,9 @@ class Attempt(Base):
     idle_reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     sla_reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     sla_reminders: Mapped[int] = mapped_column(Integer, default=0)
+    # When coordinators were mailed because the ready ping reached none of them on IRC
+    # (escalation.py); earlier than ready_at: about an earlier time it was ready.
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     person: Mapped[Person] = relationship(foreign_keys=[person_id], lazy="joined")
     promoted_by: Mapped[Person | None] = relationship(foreign_keys=[promoted_by_id])

@@ -8,17 +8,19 @@ No IRC either: names arrive already folded by whoever called.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, ScalarSelect, Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from ircbot import outbox
+from ircbot import outbound, outbox
 from ircbot.casemapping import CaseMapping
 from ircbot.identity import identity_key
+from ircbot.outbound import OutOfBand
 
+from . import events
 from .config import LivechatConfig
 from .models import OPEN, Attempt, Event, Person, Vouch
 from .roles import Role
@@ -56,7 +58,13 @@ PING, REMINDER, TO_TRAINEE = "ping", "sla_reminder", "trainee"
 
 
 class Notifier(Protocol):
-    """Where durable messages go: the bot's context, or :class:`OutboxNotifier`."""
+    """Where durable messages go: the bot's context, or :class:`OutboxNotifier`.
+
+    IRC messages to people (the outbox), and, when ``out_of_band`` says the bot has them,
+    mail and webhook posts (the out-of-band queue); all in the caller's transaction.
+    """
+
+    out_of_band: OutOfBand
 
     def notify(
         self, recipient: str, text: str, *, kind: str = "message", ref: str | None = None
@@ -64,13 +72,26 @@ class Notifier(Protocol):
 
     def cancel_notifications(self, ref: str, kind: str | None = None) -> int: ...
 
+    def mail(
+        self, to: str, subject: str, body: str, *, kind: str, ref: str | None = None
+    ) -> bool: ...
+
+    def post_event(
+        self, event: str, payload: dict[str, Any], *, ref: str | None = None
+    ) -> bool: ...
+
+    def cancel_mail(self, ref: str, kinds: tuple[str, ...]) -> int: ...
+
 
 @dataclass(frozen=True)
 class OutboxNotifier:
-    """Durable messages straight into the outbox table, for callers without a bot context."""
+    """Durable messages straight into the tables, for callers without a bot context (the
+    shell: the running bot sends them). ``out_of_band``: which of mail and webhook the
+    configuration has (none by default)."""
 
     session: Session
     now: dt.datetime
+    out_of_band: OutOfBand = field(default_factory=OutOfBand)
 
     def notify(
         self, recipient: str, text: str, *, kind: str = "message", ref: str | None = None
@@ -79,6 +100,25 @@ class OutboxNotifier:
 
     def cancel_notifications(self, ref: str, kind: str | None = None) -> int:
         return outbox.cancel(self.session, ref=ref, now=self.now, kind=kind)
+
+    def mail(self, to: str, subject: str, body: str, *, kind: str, ref: str | None = None) -> bool:
+        if not self.out_of_band.mail:
+            return False
+        outbound.enqueue_mail(
+            self.session, to=to, subject=subject, body=body, now=self.now, kind=kind, ref=ref
+        )
+        return True
+
+    def post_event(self, event: str, payload: dict[str, Any], *, ref: str | None = None) -> bool:
+        if not self.out_of_band.webhook:
+            return False
+        outbound.enqueue_post(self.session, event=event, payload=payload, now=self.now, ref=ref)
+        return True
+
+    def cancel_mail(self, ref: str, kinds: tuple[str, ...]) -> int:
+        if not self.out_of_band.mail:
+            return 0
+        return outbound.cancel(self.session, ref=ref, now=self.now, kinds=kinds)
 
 
 @dataclass(frozen=True)
@@ -148,7 +188,12 @@ def log_event(
     attempt: Attempt | None = None,
     detail: str | None = None,
 ) -> None:
-    """Append to the audit log; ``actor`` None is the bot, a config seed or the CLI."""
+    """Append to the audit log; ``actor`` None is the bot, a config seed or the CLI.
+
+    The events the world outside IRC hears about (ready, promoted, rejected, overdue) are
+    posted to the webhook from here, in the same transaction (:mod:`.events`), whichever
+    path changed the state: a command, a job, the shell, an import.
+    """
     unit.session.add(
         Event(
             attempt_id=attempt.id if attempt else None,
@@ -159,6 +204,7 @@ def log_event(
             at=unit.now,
         )
     )
+    events.logged(unit, kind, person, actor, attempt, detail)
 
 
 def person_by_key(session: Session, key: str) -> Person | None:

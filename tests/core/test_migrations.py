@@ -43,10 +43,14 @@ LIVECHAT_TABLES = {"people", "attempts", "vouches", "audit_events"}
 LIVECHAT_TABLES_0_1_0 = {"people", "trainees", "vouches", "audit_events"}
 CORE_TABLES = {"outbox", "outbound", "alembic_version"}
 CORE_HEAD = "0003_outbound"  # the core's newest revision
-LIVECHAT_HEAD = "0005_livechat_attempts"  # the livechat branch's newest
+LIVECHAT_HEAD = "0006_livechat_contact"  # the livechat branch's newest
 LIVECHAT_0_1_0 = "0002_livechat"  # release 0.1.0's head, now the livechat branch's first
 # Columns added since release 0.1.0, and what an upgraded row holds in them.
-NEW_COLUMNS: dict[str, dict[str, Any]] = {}
+NEW_COLUMNS: dict[str, dict[str, Any]] = {
+    "people": dict(email=None, email_pending=None, email_code=None, email_code_until=None,
+                   email_code_tries=0, digest=False),
+    "attempts": dict(escalated_at=None),
+}  # fmt: skip
 # Tables and columns renamed since release 0.1.0 (``0005_livechat_attempts``): old -> new.
 RENAMED_TABLES = {"trainees": "attempts"}
 RENAMED_COLUMNS = {

@@ -207,7 +207,7 @@ def trainee_times(room: Room, ident: str) -> dict[str, Any]:
 # -- the team, as the bot sees it ------------------------------------------------------------------
 HELPER_COMMANDS = "!ping !help !newhelper !withdraw !status !trainees !history !vouch !unvouch"
 COORDINATOR_COMMANDS = (
-    f"{HELPER_COMMANDS} !ready !promote !hold !unhold !reject !helper !coordinator"
+    f"{HELPER_COMMANDS} !ready !promote !hold !unhold !reject !helper !coordinator !email"
 )
 
 
