@@ -39,23 +39,28 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--p-act", type=float, default=0.5, help="chance a coordinator acts")
     parser.add_argument("--sla-hours", type=float, default=24.0)
+    parser.add_argument("--first-reminder-hours", type=float, default=12.0)
     parser.add_argument("--reminder-hours", type=float, default=12.0)
+    parser.add_argument("--escalate-hours", type=float, default=4.0)
     args = parser.parse_args()
     params = scaled(
         args.days,
         seed=args.seed,
         p_act=args.p_act,
         sla_hours=args.sla_hours,
+        first_reminder_hours=args.first_reminder_hours,
         reminder_hours=args.reminder_hours,
+        escalate_hours=args.escalate_hours,
     )
     plan = make_plan(params)
     outside = sum(t.outside for t in plan.trainees)
     print(
         f"seed {params.seed}; {params.days} days from {plan.start:%Y-%m-%d}; p(act) "
-        f"{params.p_act}; sla_hours {params.sla_hours:g}, reminder_hours "
-        f"{params.reminder_hours:g}; {len(plan.trainees)} trainees ({outside} outside every "
-        f"coordinator's hours), backlog {len(plan.backlog)}; {plan.leaver} leaves "
-        f"{plan.leave_at:%d %H:%M}; bot killed {plan.kill_at:%d %H:%M}, "
+        f"{params.p_act}; sla_hours {params.sla_hours:g}, first_reminder_hours "
+        f"{params.first_reminder_hours:g}, reminder_hours {params.reminder_hours:g}, "
+        f"escalate_hours {params.escalate_hours:g}; {len(plan.trainees)} trainees "
+        f"({outside} outside every coordinator's hours), backlog {len(plan.backlog)}; "
+        f"{plan.leaver} leaves {plan.leave_at:%d %H:%M}; bot killed {plan.kill_at:%d %H:%M}, "
         f"server restarted {plan.server_restart_at:%d %H:%M}",
         flush=True,
     )

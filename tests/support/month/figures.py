@@ -22,6 +22,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ircbot_plugins.livechat.escalation import first_reach
+
 from .manual import ManualTrainee
 from .scenario import Plan
 from .world import ABOUT, CATCH_UP, Observations, about
@@ -39,6 +41,9 @@ class Figures:
     promoted: int = 0
     promoted_24h: int = 0
     reach: list[float] = field(default_factory=list)  # seconds; inf: never reached
+    # The same, had every coordinator a confirmed mail address: the bot's own escalation
+    # rule (mail after escalate_hours without an IRC delivery) applied to what IRC did.
+    reach_any: list[float] = field(default_factory=list)
     arrival_delay_max: float = 0.0  # seconds; inf: some message never reached anyone
     lost: int = 0
     unreminded: int = 0
@@ -104,6 +109,8 @@ def bot_figures(plan: Plan, obs: Observations) -> Figures:
         f.promoted_24h += tid in promoted and promoted[tid] - at <= PROMISE
         reached = [firsts[(c, nick)] for c in obs.received if (c, nick) in firsts]
         f.reach.append((min(reached) - at).total_seconds() if reached else math.inf)
+        by_any, _ = first_reach(at, min(reached) if reached else None, plan.params.escalate_hours)
+        f.reach_any.append((by_any - at).total_seconds() if by_any else math.inf)
         if done is None:
             f.unreviewed += 1
             f.unreviewed_recent += plan.end - at < PROMISE
@@ -229,10 +236,11 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
 
-def _reach(f: Figures) -> str:
-    if not f.reach:
+def _reach(f: Figures, values: list[float] | None = None) -> str:
+    values = f.reach if values is None else values
+    if not values:
         return "-"
-    return " / ".join(_dur(_pct(f.reach, q)) for q in (0.5, 0.95, 1.0))
+    return " / ".join(_dur(_pct(values, q)) for q in (0.5, 0.95, 1.0))
 
 
 def table(manual: Figures, bot: Figures) -> str:
@@ -252,6 +260,11 @@ def table(manual: Figures, bot: Figures) -> str:
         ("promoted", manual.promoted, bot.promoted),
         ("promoted within 24 h of ready", manual.promoted_24h, bot.promoted_24h),
         ("time ready → first coordinator reached (p50 / p95 / max)", _reach(manual), _reach(bot)),
+        (
+            "the same by IRC or mail, had every coordinator an address (p50 / p95 / max)",
+            "-",
+            _reach(bot, bot.reach_any),
+        ),
         (
             "delay between a coordinator's next arrival and the ping reaching them (max)",
             delay(manual),

@@ -59,7 +59,9 @@ class Params:
     weekend_away: float = 0.5
     threshold: int = 2
     sla_hours: float = 24.0
+    first_reminder_hours: float = 12.0
     reminder_hours: float = 12.0
+    escalate_hours: float = 4.0  # the mail rule the figures apply (no mail is sent)
 
 
 def scaled(days: int, **knobs: Any) -> Params:

@@ -172,6 +172,7 @@ class World:
             livechat={
                 "threshold": p.threshold,
                 "sla_hours": p.sla_hours,
+                "first_reminder_hours": p.first_reminder_hours,
                 "reminder_hours": p.reminder_hours,
                 "coordinators": [mask.format(c.ident) for c in self.plan.coordinators],
                 "helpers": [mask.format(h.ident) for h in self.plan.helpers],
@@ -296,7 +297,7 @@ class World:
         """Wake up when the promise runs out and at each reminder after it, so the reminder
         is issued on time (the timers job runs once a simulated minute while awake)."""
         p = self.plan.params
-        first = self.clock.now() + dt.timedelta(hours=p.sla_hours)
+        first = self.clock.now() + dt.timedelta(hours=min(p.first_reminder_hours, p.sla_hours))
         step = dt.timedelta(hours=p.reminder_hours)
         t = first
         while t < self.plan.end:
