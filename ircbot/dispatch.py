@@ -183,6 +183,8 @@ class Dispatcher:
             for i, (param, value) in enumerate(zip(command.params, args, strict=True))
             if param.is_nick and isinstance(value, str)
         }
+        if not sender.certain:
+            self.resolver.seen(nick)  # they just spoke: whatever was said of the nick is old
         lookups = [] if sender.certain else [nick]
         lookups += [who.nick for who in named.values() if not who.certain]
 

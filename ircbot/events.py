@@ -137,6 +137,7 @@ class IrcEvents:
             event.arguments[0] if "extended-join" in self.network.caps and event.arguments else None
         )
         self.network.on_join(src.nick, src.user, src.host, event.target, account)
+        self.resolver.seen(src.nick)
         if self.network.is_me(src.nick):
             whox = getattr(connection.features, "whox", None) is not None
             self.send(f"WHO {event.target} %tnuhaf,42" if whox else f"WHO {event.target}")

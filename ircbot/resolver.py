@@ -26,6 +26,13 @@ __all__ = ["Resolver", "WhoisResult"]
 
 logger = logging.getLogger(__name__)
 _UNSENT_GRACE = 120.0
+# How long "nobody has that nick" (401) is believed without asking again. A server charges
+# each WHOIS a penalty (ngircd: about 3 s during which it reads nothing more from the bot),
+# so one person saying "!history Gone" in a loop must not cost a WHOIS a line and hold up
+# everyone's answers. Any JOIN, NICK or QUIT naming the nick ends the belief at once; what
+# the bot cannot see (someone outside its channels taking the nick) it learns at most this
+# late, and then only for commands about that nick, never about who is asking.
+OFFLINE_TTL = 30.0
 
 
 @dataclass
@@ -61,6 +68,7 @@ class Resolver:
         self.clock = clock
         self.timeout = timeout
         self._pending: dict[str, _Pending] = {}
+        self._offline: dict[str, float] = {}  # folded nick -> until when 401 is believed
 
     @property
     def busy(self) -> bool:
@@ -88,7 +96,11 @@ class Resolver:
 
             return finished
 
+        now = self.clock()
         for folded in list(waiting):
+            if self._offline.get(folded, 0.0) > now:
+                one(folded)(WhoisResult(nick=folded, online=False))
+                continue
             pending = self._pending.get(folded)
             if pending is None:
                 pending = self._pending[folded] = _Pending(
@@ -133,9 +145,17 @@ class Resolver:
             pending.result.online = False
 
     def on_end_of_whois(self, nick: str) -> None:
-        pending = self._pending.pop(self.network.fold(nick), None)
+        folded = self.network.fold(nick)
+        pending = self._pending.pop(folded, None)
         if pending is None:
             return
+        if pending.result.online:
+            self._offline.pop(folded, None)
+        else:
+            if len(self._offline) > 1000:
+                now = self.clock()
+                self._offline = {n: t for n, t in self._offline.items() if t > now}
+            self._offline[folded] = self.clock() + OFFLINE_TTL
         tracked = self.network.get(nick)
         if tracked and pending.result.online:
             tracked.away = pending.result.away
@@ -147,6 +167,7 @@ class Resolver:
     def cancel(self, nick: str) -> None:
         """``nick`` changed hands (NICK, QUIT): an answer still to come may be about
         someone else, so the lookups waiting for it end unanswered."""
+        self.seen(nick)
         pending = self._pending.pop(self.network.fold(nick), None)
         if pending is not None:
             logger.info("WHOIS %s cancelled: the nick changed hands", nick)
@@ -165,8 +186,13 @@ class Resolver:
                 for callback in pending.callbacks:
                     callback(None)
 
+    def seen(self, nick: str) -> None:
+        """Someone uses ``nick`` now (JOIN, NICK): no longer believed offline."""
+        self._offline.pop(self.network.fold(nick), None)
+
     def reset(self) -> None:
         """Disconnected: every lookup in flight fails now rather than at its deadline."""
+        self._offline.clear()
         pending, self._pending = self._pending, {}
         for entry in pending.values():
             for callback in entry.callbacks:
