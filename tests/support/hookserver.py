@@ -17,15 +17,15 @@ import hashlib
 import hmac
 import json
 import os
-import select
 import signal
-import subprocess
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from tests.support.childserver import ChildServer
 
 __all__ = ["HookServer"]
 
@@ -70,45 +70,18 @@ def _serve(args: argparse.Namespace) -> None:
     server.server_close()
 
 
-class HookServer:
+class HookServer(ChildServer):
     """The receiver process; :meth:`start` again after :meth:`stop` reuses port and folder."""
 
+    what = "the webhook receiver"
+
     def __init__(self, port: int, out: Path, secret: str, *, fail: int = 0) -> None:
-        self.port, self.out = port, out
-        self.url = f"http://127.0.0.1:{port}/livechat/hook"
-        self._args = ["--port", str(port), "--out", str(out), "--fail", str(fail)]
-        self._env = {**os.environ, "HOOK_SECRET": secret}
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    def start(self, timeout: float = 15) -> HookServer:
-        self._log = (self.out.parent / f"{self.out.name}.log").open("ab")
-        self._proc = subprocess.Popen(
-            [sys.executable, __file__, *self._args],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env=self._env,
+        args = ["--port", str(port), "--out", str(out), "--fail", str(fail)]
+        super().__init__(
+            "tests.support.hookserver", args, {**os.environ, "HOOK_SECRET": secret}, out
         )
-        assert self._proc.stdout is not None
-        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
-        line = self._proc.stdout.readline() if ready else b""
-        if line.strip() != b"READY":
-            self.stop()
-            raise AssertionError(f"the webhook receiver did not start: {line!r}")
-        return self
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        self._proc = None
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/livechat/hook"
 
     def requests(self) -> list[dict[str, Any]]:
         """Every post received so far, in order (``body`` as text, ``json`` parsed)."""

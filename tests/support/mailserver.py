@@ -23,16 +23,15 @@ import email.policy
 import itertools
 import json
 import os
-import select
 import signal
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from email.message import EmailMessage
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from tests.support.childserver import ChildServer
 
 __all__ = ["MailServer", "Received"]
 
@@ -115,8 +114,10 @@ class Received:
         return f"<Received {self.message['Subject']!r} to {self.meta['rcpt_tos']}>"
 
 
-class MailServer:
+class MailServer(ChildServer):
     """The server process; :meth:`start` again after :meth:`stop` reuses the port and folder."""
+
+    what = "the SMTP server"
 
     def __init__(
         self,
@@ -129,42 +130,13 @@ class MailServer:
         login: str | None = None,
         password: str = "",
     ) -> None:
-        self.host, self.port, self.out = "127.0.0.1", port, out
-        self._args = ["--port", str(port), "--out", str(out), "--cert", str(cert)]
-        self._args += ["--key", str(key)] + (["--implicit"] if implicit_tls else [])
-        self._args += ["--login", login] if login else []
-        self._env = {**os.environ, "MAILSERVER_PASSWORD": password}
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    def start(self, timeout: float = 15) -> MailServer:
-        self._log = (self.out.parent / f"{self.out.name}.log").open("ab")
-        self._proc = subprocess.Popen(
-            [sys.executable, __file__, *self._args],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env=self._env,
+        args = ["--port", str(port), "--out", str(out), "--cert", str(cert)]
+        args += ["--key", str(key)] + (["--implicit"] if implicit_tls else [])
+        args += ["--login", login] if login else []
+        super().__init__(
+            "tests.support.mailserver", args, {**os.environ, "MAILSERVER_PASSWORD": password}, out
         )
-        assert self._proc.stdout is not None
-        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
-        line = self._proc.stdout.readline() if ready else b""
-        if line.strip() != b"READY":
-            self.stop()
-            raise AssertionError(f"the SMTP server did not start: {line!r}")
-        return self
-
-    def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        self._proc = None
+        self.host, self.port = "127.0.0.1", port
 
     def messages(self) -> list[Received]:
         """Every message accepted so far, in order."""
